@@ -1,0 +1,123 @@
+/**
+ * The one error type of Hearth. Every failure a client can cause has a stable `code`
+ * (append-only: never rename or reuse one) mapped to one HTTP status below. The wire body
+ * follows PostgREST: `{code, message, details, hint}`, all four keys always present.
+ * Where PostgREST or PostgreSQL has a code for the same failure we use theirs, so that
+ * supabase-js users see what they already know.
+ */
+
+export const ERROR_STATUS = {
+  // PostgREST codes
+  PGRST100: 400, // malformed query string (filter, select, order, ...)
+  PGRST102: 400, // malformed body or unsupported Content-Type
+  PGRST103: 416, // range not satisfiable
+  PGRST105: 405, // PUT filters must be exactly the primary key
+  PGRST107: 406, // Accept header cannot be produced
+  PGRST108: 400, // filter on an embedded resource that is not selected
+  PGRST114: 400, // PUT with limit/offset
+  PGRST115: 400, // PUT body primary key differs from the URL
+  PGRST116: 406, // singular response requested, result has != 1 rows
+  PGRST117: 405, // unsupported HTTP verb
+  PGRST118: 400, // order by a to-many embed
+  PGRST120: 400, // unsupported operator on an embedded resource
+  PGRST124: 400, // max-affected exceeded
+  PGRST125: 404, // invalid path
+  PGRST200: 400, // no relationship between the tables
+  PGRST201: 300, // ambiguous relationship
+  PGRST202: 404, // function not found
+  PGRST204: 400, // unknown column
+  PGRST205: 404, // unknown table
+  PGRST301: 401, // bad or missing JWT
+  // PostgreSQL SQLSTATEs
+  "21000": 400, // UPDATE/DELETE without WHERE (pg-safeupdate)
+  "22P02": 400, // value of the wrong type
+  "22023": 400, // invalid parameter value
+  "23502": 400, // not-null violation
+  "23503": 409, // foreign key violation
+  "23505": 409, // unique violation
+  "42501": 403, // permission denied (401 for the anon role, see statusFor)
+  "42703": 400, // undefined column in an expression
+  "42704": 400, // unknown type in a cast
+  "42883": 404, // undefined function / operator
+  // Hearth's own
+  HEARTH_BAD_REQUEST: 400,
+  HEARTH_SCHEMA_INVALID: 400,
+  HEARTH_SCHEMA_DESTRUCTIVE: 409,
+  HEARTH_SCHEMA_MISSING: 404,
+  HEARTH_UNSUPPORTED: 400,
+  HEARTH_UNAUTHORIZED: 401,
+  HEARTH_FORBIDDEN: 403,
+  HEARTH_NOT_FOUND: 404,
+  HEARTH_PROJECT_NOT_FOUND: 404,
+  HEARTH_METHOD_NOT_ALLOWED: 405,
+  HEARTH_CONFLICT: 409,
+  HEARTH_PAYLOAD_TOO_LARGE: 413,
+  HEARTH_UNSUPPORTED_MEDIA_TYPE: 415,
+  HEARTH_MISCONFIGURED: 500,
+  HEARTH_INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details: string | null;
+  hint: string | null;
+}
+
+export class HearthError extends Error {
+  override readonly name = "HearthError";
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: string | null;
+  readonly hint: string | null;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { details?: string | null; hint?: string | null; status?: number } = {},
+  ) {
+    super(message);
+    this.code = code;
+    this.status = opts.status ?? ERROR_STATUS[code];
+    this.details = opts.details ?? null;
+    this.hint = opts.hint ?? null;
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message, details: this.details, hint: this.hint };
+  }
+}
+
+/** Body and status for anything thrown; unknown errors become a generic 500. */
+export function toErrorResponseParts(err: unknown): { status: number; body: ErrorBody; expected: boolean } {
+  if (err instanceof HearthError) return { status: err.status, body: err.toBody(), expected: true };
+  return {
+    status: 500,
+    body: {
+      code: "HEARTH_INTERNAL",
+      message: "Internal error: the request could not be completed. It has been logged.",
+      details: null,
+      hint: null,
+    },
+    expected: false,
+  };
+}
+
+export const REQUEST_ID_HEADER = "x-request-id";
+
+export function errorResponse(err: unknown, requestId: string, extraHeaders: Record<string, string> = {}): Response {
+  const { status, body } = toErrorResponseParts(err);
+  if (status >= 500 && !(err instanceof HearthError)) {
+    console.error(`[${requestId}] unexpected error`, err);
+  }
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      [REQUEST_ID_HEADER]: requestId,
+      ...extraHeaders,
+    },
+  });
+}

@@ -1,0 +1,29 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+// Server tests run inside workerd with the real D1, R2 and Durable Object bindings of
+// wrangler.toml. The catalog migrations are applied by test/apply-migrations.ts.
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            HEARTH_ENV: "test",
+            HEARTH_ADMIN_KEY: "test-admin-key",
+            HEARTH_JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789abcdef",
+            TEST_MIGRATIONS: migrations,
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts"],
+      exclude: ["test/e2e/**"],
+      setupFiles: ["./test/apply-migrations.ts"],
+    },
+  };
+});
