@@ -20,6 +20,8 @@ export const ERROR_STATUS = {
   PGRST117: 405, // unsupported HTTP verb
   PGRST118: 400, // order by a to-many embed
   PGRST120: 400, // unsupported operator on an embedded resource
+  PGRST122: 400, // invalid preferences with handling=strict
+  PGRST123: 400, // aggregates not allowed
   PGRST124: 400, // max-affected exceeded
   PGRST125: 404, // invalid path
   PGRST200: 400, // no relationship between the tables
@@ -30,11 +32,13 @@ export const ERROR_STATUS = {
   PGRST301: 401, // bad or missing JWT
   // PostgreSQL SQLSTATEs
   "21000": 400, // UPDATE/DELETE without WHERE (pg-safeupdate)
+  "22003": 400, // numeric value out of range
   "22P02": 400, // value of the wrong type
   "22023": 400, // invalid parameter value
   "23502": 400, // not-null violation
   "23503": 409, // foreign key violation
   "23505": 409, // unique violation
+  "23514": 400, // check violation
   "42501": 403, // permission denied (401 for the anon role, see statusFor)
   "42703": 400, // undefined column in an expression
   "42704": 400, // unknown type in a cast

@@ -35,7 +35,12 @@ export type SelectItem =
       aggregateCast?: string;
     }
   /** `count()` with no column */
-  | { type: "count"; alias?: string }
+  | {
+      type: "count";
+      alias?: string;
+      /** cast of the result: `count()::text` (added by the parser; optional) */
+      aggregateCast?: string;
+    }
   | {
       type: "embed";
       /** table name, FK column or FK name as written before `(` */

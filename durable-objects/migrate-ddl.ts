@@ -1,0 +1,287 @@
+/**
+ * SQL text for the project's tables: identifier quoting, the column type mapping, the
+ * "effective" table (the declared schema plus what the server adds, such as `owner_id`),
+ * index names and CREATE/ALTER statements. planMigration (migrate.ts) decides what to run.
+ */
+import { HearthError } from "../shared/errors.ts";
+import {
+  type ColumnDef,
+  type ColumnType,
+  OWNER_COLUMN,
+  splitReference,
+  type TableDef,
+  tablePolicy,
+} from "../shared/schema.ts";
+
+export type SqliteType = "TEXT" | "INTEGER" | "REAL" | "BLOB";
+
+/** SQLite double-quoted identifier; every table and column name goes through here. */
+export function quoteIdent(name: string): string {
+  // SQLite ends the statement text at a NUL, so a quoted name could be cut short.
+  if (name.includes("\0")) {
+    throw new HearthError("HEARTH_BAD_REQUEST", "Identifier contains a NUL character", {
+      details: JSON.stringify(name),
+    });
+  }
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A single-quoted SQL string; used for literal defaults and for names stored as data. */
+export function quoteString(s: string): string {
+  if (s.includes("\0")) throw new HearthError("HEARTH_SCHEMA_INVALID", "A string contains a NUL character");
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+export function sqliteType(t: ColumnType): SqliteType {
+  switch (t) {
+    case "text":
+    case "uuid":
+    case "timestamp":
+    case "date":
+    case "json":
+      return "TEXT";
+    case "integer":
+    case "bigint":
+    case "boolean":
+      return "INTEGER";
+    case "float":
+      return "REAL";
+    case "bytes":
+      return "BLOB";
+  }
+}
+
+/** A column as stored: declared, or added by the server (`owner_id` for owner policies). */
+export interface EffColumn {
+  name: string;
+  def: ColumnDef;
+  managed: boolean;
+}
+
+export interface EffIndex {
+  columns: string[];
+  name: string;
+  /** The server's own index on owner_id, not declared in `indexes`. */
+  managed: boolean;
+}
+
+export interface EffTable {
+  name: string;
+  def: TableDef;
+  columns: Map<string, EffColumn>;
+  pk: string[];
+  /** Single-column integer primary key with `default: "increment"`: AUTOINCREMENT. */
+  increment: boolean;
+  indexes: EffIndex[];
+}
+
+export function hasOwnerPolicy(def: TableDef): boolean {
+  const p = tablePolicy(def);
+  return p.read === "owner" || p.write === "owner";
+}
+
+export function effectiveTable(name: string, def: TableDef): EffTable {
+  const columns = new Map<string, EffColumn>();
+  for (const [c, cdef] of Object.entries(def.columns)) columns.set(c, { name: c, def: cdef, managed: false });
+  const owner = hasOwnerPolicy(def);
+  if (owner && !columns.has(OWNER_COLUMN)) {
+    columns.set(OWNER_COLUMN, { name: OWNER_COLUMN, def: { type: "text" }, managed: true });
+  }
+  const pk = [...columns.values()].filter((c) => c.def.primaryKey).map((c) => c.name);
+  const increment = pk.length === 1 && columns.get(pk[0]!)?.def.default === "increment";
+  const indexes: EffIndex[] = [];
+  const seen = new Set<string>();
+  const addIndex = (cols: string[], managed: boolean) => {
+    const idxName = indexName(name, cols, "idx");
+    if (seen.has(idxName)) return;
+    seen.add(idxName);
+    indexes.push({ columns: cols, name: idxName, managed });
+  };
+  for (const cols of def.indexes ?? []) addIndex(cols, false);
+  if (owner) addIndex([OWNER_COLUMN], true);
+  return { name, def, columns, pk, increment, indexes };
+}
+
+export function effectiveTables(tables: Record<string, TableDef>): Map<string, EffTable> {
+  return new Map(Object.entries(tables).map(([n, d]) => [n, effectiveTable(n, d)]));
+}
+
+/** FNV-1a: a tiny deterministic hash (index names must be the same on every run, everywhere). */
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * `<table>__<c1>__<c2>_idx`. Names must depend only on (table, columns), because a later
+ * migration recomputes them to drop the index. When a part holds `__` the plain name could
+ * equal another table's, and very long names are unwieldy: both use a hash suffix, whose
+ * leading `_` cannot start a column name, so it never equals a plain name.
+ */
+export function indexName(table: string, columns: readonly string[], suffix: "idx" | "key"): string {
+  const plain = `${table}__${columns.join("__")}_${suffix}`;
+  const ambiguous = table.includes("__") || columns.some((c) => c.includes("__"));
+  if (!ambiguous && plain.length <= 128) return plain;
+  return `${table.slice(0, 48)}___${fnv1a(`${table}\0${columns.join("\0")}`)}_${suffix}`;
+}
+
+/** How an index is shown in summaries and errors: `posts(author_id, created_at)`. */
+export function showIndex(table: string, columns: readonly string[]): string {
+  return `${table}(${columns.join(", ")})`;
+}
+
+/**
+ * The one place a value is written into SQL text: `ALTER TABLE ADD COLUMN ... NOT NULL`
+ * needs a `DEFAULT` for the rows that already exist, and DDL cannot take bound parameters.
+ * Every other default is applied by the DO in JavaScript before insert. The value comes
+ * from a validated schema and is rendered strictly by column type; anything that cannot be
+ * rendered exactly is refused rather than approximated.
+ */
+export function renderDefault(col: EffColumn): { sql: string } | { problem: string } {
+  const d = col.def.default;
+  if (d === undefined || d === null) return { problem: "it has no default" };
+  // schema.ts allows these keywords only as keywords, never as literal strings.
+  if (d === "random" || d === "now" || d === "increment") {
+    return { problem: `its default "${d}" is computed per insert and cannot fill the existing rows` };
+  }
+  if (col.def.type === "json") return { sql: quoteString(JSON.stringify(d)) };
+  switch (col.def.type) {
+    case "integer":
+    case "bigint":
+      return typeof d === "number" && Number.isSafeInteger(d)
+        ? { sql: String(d) }
+        : { problem: "its default is not a safe integer" };
+    case "float":
+      return typeof d === "number" && Number.isFinite(d)
+        ? { sql: String(d) }
+        : { problem: "its default is not a finite number" };
+    case "boolean":
+      return typeof d === "boolean"
+        ? { sql: d ? "1" : "0" }
+        : { problem: "its default is not true or false" };
+    case "bytes":
+      return { problem: "a bytes default cannot be written as SQL" };
+    default:
+      if (typeof d !== "string") return { problem: "its default is not a string" };
+      if (d.includes("\0")) return { problem: "its default contains a NUL character" };
+      return { sql: quoteString(d) };
+  }
+}
+
+export function literalDefault(table: string, col: EffColumn): string {
+  const r = renderDefault(col);
+  if ("sql" in r) return r.sql;
+  throw new HearthError(
+    "HEARTH_SCHEMA_INVALID",
+    `Invalid schema: column ${table}.${col.name} is notNull and new to an existing table, but ${r.problem}`,
+    { hint: "Make the new column nullable, or give it a literal default the existing rows can take." },
+  );
+}
+
+function normalizedOnDelete(def: ColumnDef): string {
+  return (def.onDelete ?? "no action").toUpperCase();
+}
+
+/** Whether `unique` adds anything: a single-column primary key is unique already. */
+export function isUnique(t: EffTable, c: EffColumn): boolean {
+  return c.def.unique === true && !(t.pk.length === 1 && t.pk[0] === c.name);
+}
+
+export function isNotNull(t: EffTable, c: EffColumn): boolean {
+  return c.def.notNull === true || t.pk.includes(c.name);
+}
+
+function referencesSql(def: ColumnDef): string {
+  if (def.references === undefined) return "";
+  const ref = splitReference(def.references);
+  const onDelete = def.onDelete ? ` ON DELETE ${normalizedOnDelete(def)}` : "";
+  return ` REFERENCES ${quoteIdent(ref.table)}(${quoteIdent(ref.column)})${onDelete}`;
+}
+
+/**
+ * One column of CREATE TABLE. `withDefault` is set only for a column that is new to an
+ * existing table and rebuilt with it (see literalDefault).
+ */
+function columnSql(t: EffTable, c: EffColumn, withDefault: boolean): string {
+  const type = sqliteType(c.def.type);
+  if (t.increment && t.pk[0] === c.name) {
+    // A rowid alias is never NULL; AUTOINCREMENT keeps ids from being reused after deletes.
+    return `${quoteIdent(c.name)} INTEGER PRIMARY KEY AUTOINCREMENT${referencesSql(c.def)}`;
+  }
+  let sql = `${quoteIdent(c.name)} ${type}`;
+  if (isNotNull(t, c)) sql += " NOT NULL";
+  if (withDefault) sql += ` DEFAULT ${literalDefault(t.name, c)}`;
+  if (isUnique(t, c)) sql += " UNIQUE";
+  return sql + referencesSql(c.def);
+}
+
+/** `CREATE TABLE "<t>" (...) STRICT`; `newNotNull` lists columns that need a DEFAULT. */
+export function createTableSql(t: EffTable, newNotNull: ReadonlySet<string> = new Set()): string {
+  const parts = [...t.columns.values()].map((c) => columnSql(t, c, newNotNull.has(c.name)));
+  if (!t.increment) parts.push(`PRIMARY KEY (${t.pk.map(quoteIdent).join(", ")})`);
+  return `CREATE TABLE ${quoteIdent(t.name)} (${parts.join(", ")}) STRICT`;
+}
+
+/**
+ * ALTER TABLE ADD COLUMN. SQLite refuses UNIQUE here (the caller adds a unique index) and
+ * a REFERENCES column with a non-NULL default (planMigration refuses that combination).
+ */
+export function addColumnSql(t: EffTable, c: EffColumn): string {
+  let sql = `ALTER TABLE ${quoteIdent(t.name)} ADD COLUMN ${quoteIdent(c.name)} ${sqliteType(c.def.type)}`;
+  if (c.def.notNull) sql += ` NOT NULL DEFAULT ${literalDefault(t.name, c)}`;
+  return sql + referencesSql(c.def);
+}
+
+export function createIndexSql(
+  table: string,
+  idx: { name: string; columns: readonly string[] },
+  unique = false,
+) {
+  const cols = idx.columns.map(quoteIdent).join(", ");
+  return `CREATE ${unique ? "UNIQUE " : ""}INDEX IF NOT EXISTS ${quoteIdent(idx.name)} ON ${quoteIdent(table)} (${cols})`;
+}
+
+export function dropIndexSql(name: string): string {
+  return `DROP INDEX IF EXISTS ${quoteIdent(name)}`;
+}
+
+/** Tables a table's foreign keys point at (other than itself). */
+export function referencedTables(t: EffTable): Set<string> {
+  const out = new Set<string>();
+  for (const c of t.columns.values()) {
+    if (c.def.references === undefined) continue;
+    const target = splitReference(c.def.references).table;
+    if (target !== t.name) out.add(target);
+  }
+  return out;
+}
+
+/**
+ * Kahn's algorithm over `deps` (restricted to `names`): dependencies first, ties in the
+ * given order. Nodes left in a cycle are returned separately, in the given order.
+ */
+export function topoOrder(names: readonly string[], deps: (n: string) => Set<string>) {
+  const pending = new Set(names);
+  const order: string[] = [];
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const n of pending) {
+      if ([...deps(n)].some((d) => d !== n && pending.has(d))) continue;
+      pending.delete(n);
+      order.push(n);
+      progress = true;
+    }
+  }
+  return { order, cyclic: [...pending] };
+}
+
+/** Whether two column definitions need a different foreign key clause. */
+export function sameForeignKey(a: ColumnDef, b: ColumnDef): boolean {
+  if (a.references !== b.references) return false;
+  return a.references === undefined || normalizedOnDelete(a) === normalizedOnDelete(b);
+}

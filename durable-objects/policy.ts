@@ -1,0 +1,50 @@
+/**
+ * Table policies (DESIGN.md): who may read and who may write a table, for the principal
+ * the gateway established. `own` means "only rows whose owner_id is the caller".
+ */
+import { HearthError } from "../shared/errors.ts";
+import type { Principal } from "../shared/principal.ts";
+import type { Policy } from "../shared/schema.ts";
+import type { TableInfo } from "./schema-index.ts";
+
+export type Access = { kind: "all" } | { kind: "own"; ownerId: string };
+
+function decide(principal: Principal, policy: Policy, write: boolean): Access | null {
+  if (principal.role === "service") return { kind: "all" };
+  if (policy === "public") return { kind: "all" };
+  if (principal.role !== "authenticated") return null;
+  switch (policy) {
+    case "service":
+      return null;
+    case "owner":
+      return { kind: "own", ownerId: principal.userId };
+    case "members":
+      if (principal.membership === null) return null;
+      if (write && principal.membership === "reader") return null;
+      return { kind: "all" };
+  }
+}
+
+function denied(principal: Principal, table: TableInfo, write: boolean): HearthError {
+  // PostgREST: 42501 is 401 for the anonymous role, 403 for any other.
+  return new HearthError("42501", `permission denied for table ${table.name}`, {
+    status: principal.role === "anon" ? 401 : 403,
+    details: `The table's ${write ? "write" : "read"} policy is "${write ? table.policy.write : table.policy.read}".`,
+    hint:
+      principal.role === "anon"
+        ? "The anon key reaches only tables whose policy is public; use a service key or an account token."
+        : null,
+  });
+}
+
+export function readAccess(principal: Principal, table: TableInfo): Access {
+  const access = decide(principal, table.policy.read, false);
+  if (!access) throw denied(principal, table, false);
+  return access;
+}
+
+export function writeAccess(principal: Principal, table: TableInfo): Access {
+  const access = decide(principal, table.policy.write, true);
+  if (!access) throw denied(principal, table, true);
+  return access;
+}

@@ -1,0 +1,146 @@
+/**
+ * ProjectDO: one per project (`idFromName(projectId)`), the single writer of its data.
+ * Invariants:
+ * - Who writes: only this object, one request at a time per transaction (`transactionSync`).
+ * - What survives eviction: everything in its SQLite (tables, WAL, schema, key ids); the
+ *   in-memory ProjectState is rebuilt from it at start-up.
+ * - Where a write becomes durable: when its transaction commits; the output gate holds the
+ *   response until then, so an acknowledged write is never lost.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
+import { PRINCIPAL_HEADER, type Principal } from "../shared/principal.ts";
+import type { Env } from "../workers/env.ts";
+import { type KeyRecord, ProjectState } from "./project-state.ts";
+import { handleRest } from "./rest-handler.ts";
+import { JSON_TYPE, respond } from "./rest-response.ts";
+import { walRange } from "./wal.ts";
+
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export class ProjectDO extends DurableObject<Env> {
+  private state!: ProjectState;
+  private lastActivity = Date.now();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      this.state = new ProjectState(ctx.storage.sql, ctx.storage);
+    });
+  }
+
+  /** Called by the gateway when the project is created. Idempotent. */
+  async init(projectId: string, keys: KeyRecord[]): Promise<void> {
+    this.state.init(projectId, keys);
+  }
+
+  /** Deletes every byte this object holds (project deletion). */
+  async destroy(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const requestId = request.headers.get(REQUEST_ID_HEADER) ?? crypto.randomUUID();
+    try {
+      this.lastActivity = Date.now();
+      return await this.route(request, requestId);
+    } catch (err) {
+      // Refused before the body was read: release the stream so the runtime does not complain.
+      if (request.body && !request.bodyUsed) request.body.cancel().catch(() => {});
+      return errorResponse(err, requestId);
+    }
+  }
+
+  private principalOf(request: Request): Principal {
+    const raw = request.headers.get(PRINCIPAL_HEADER);
+    if (!raw) throw new HearthError("HEARTH_UNAUTHORIZED", "Missing credentials.");
+    const principal = JSON.parse(raw) as Principal;
+    if (this.state.projectId === null || principal.projectId !== this.state.projectId) {
+      throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${principal.projectId}".`);
+    }
+    if ((principal.role === "anon" || principal.role === "service") && !this.state.hasKey(principal.keyId)) {
+      throw new HearthError("PGRST301", "This key has been revoked.");
+    }
+    return principal;
+  }
+
+  private async route(request: Request, requestId: string): Promise<Response> {
+    const principal = this.principalOf(request);
+    const url = new URL(request.url);
+    const prefix = `/p/${principal.projectId}`;
+    const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
+    const method = request.method.toUpperCase();
+    if (path === "/rest/v1" || path.startsWith("/rest/v1/")) {
+      return handleRest(
+        {
+          sql: this.ctx.storage.sql,
+          storage: this.ctx.storage,
+          schema: this.state.requireSchema(),
+          principal,
+          requestId,
+          maxBodyBytes: Number(this.env.HEARTH_MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES,
+          baseUrl: `${url.origin}${prefix}/rest/v1`,
+        },
+        request,
+        path.slice("/rest/v1".length),
+      );
+    }
+    if (path === "/schema") {
+      requireService(principal);
+      if (method === "GET") {
+        const schema = this.state.schema?.schema ?? { tables: {} };
+        return json({ ...schema }, 200, requestId, { "x-hearth-schema-version": String(this.state.schemaVersion) });
+      }
+      if (method === "PUT") {
+        let body: unknown;
+        try {
+          body = await request.json();
+        } catch {
+          throw new HearthError("HEARTH_SCHEMA_INVALID", "The schema must be a JSON object with a \"tables\" key.");
+        }
+        const result = this.state.applySchema(body);
+        return json(result, 200, requestId);
+      }
+      throw new HearthError("HEARTH_METHOD_NOT_ALLOWED", `${method} is not allowed on /schema; use GET or PUT.`);
+    }
+    if (path === "/admin/v1/ping") {
+      requireService(principal);
+      return json({ ok: true }, 200, requestId);
+    }
+    if (path === "/admin/v1/stats") {
+      requireService(principal);
+      const range = walRange(this.ctx.storage.sql);
+      let hotRows = 0;
+      for (const t of this.state.schema?.tables.keys() ?? []) {
+        hotRows += Number(this.ctx.storage.sql.exec(`SELECT count(*) AS n FROM "${t.replaceAll('"', '""')}"`).one().n);
+      }
+      return json(
+        {
+          projectId: this.state.projectId,
+          schemaVersion: this.state.schemaVersion,
+          hotRows,
+          segments: 0,
+          r2Bytes: 0,
+          doStorageBytes: this.ctx.storage.sql.databaseSize,
+          wal: range,
+          lastActivity: new Date(this.lastActivity).toISOString(),
+        },
+        200,
+        requestId,
+      );
+    }
+    throw new HearthError("HEARTH_NOT_FOUND", `No route for ${method} ${url.pathname}`);
+  }
+}
+
+function requireService(principal: Principal): void {
+  if (principal.role !== "service") {
+    throw new HearthError("HEARTH_FORBIDDEN", "This endpoint needs the project's service key.");
+  }
+}
+
+function json(body: unknown, status: number, requestId: string, headers: Record<string, string> = {}): Response {
+  return respond(status, JSON.stringify(body), { "content-type": JSON_TYPE, ...headers }, requestId);
+}

@@ -1,0 +1,304 @@
+/**
+ * The read path of the hot tier: a query plan → one SELECT per embedding level, stitched
+ * in JavaScript. Parent filtering on embeds (`!inner`, `rel=is.null`) and ordering by a
+ * to-one embed are correlated subqueries, so limit and count stay exact in SQL.
+ */
+import { HearthError } from "../shared/errors.ts";
+import type { Principal } from "../shared/principal.ts";
+import type { FieldRef, Filter, Modifiers, OrderTerm, QueryPlan, SelectItem } from "../shared/rest/plan.ts";
+import { OWNER_COLUMN } from "../shared/schema.ts";
+import { quoteIdent } from "./migrate.ts";
+import { type Access, readAccess } from "./policy.ts";
+import type { Relationship, SchemaIndex, TableInfo } from "./schema-index.ts";
+import { compileField, compileWhere, SqlParams, type WhereContext } from "./sql-where.ts";
+import { fromStorage } from "./values.ts";
+
+/** PostgREST's db-max-rows: the most rows one level of one response holds. */
+export const MAX_ROWS = 10_000;
+
+export type Row = Record<string, unknown>;
+
+interface OutputField {
+  key: string;
+  field: FieldRef;
+  cast?: { sql: string; convert: (v: unknown) => unknown };
+}
+
+export interface Embed {
+  key: string;
+  path: string;
+  rel: Relationship;
+  inner: boolean;
+  spread: boolean;
+  /** `rel()`: used to filter, absent from the output */
+  hidden: boolean;
+  level: Level;
+}
+
+export interface Level {
+  table: TableInfo;
+  access: Access;
+  path: string;
+  fields: OutputField[];
+  embeds: Embed[];
+  mods: Modifiers;
+}
+
+const CASTS: Record<string, { sql: string; convert: (v: unknown) => unknown }> = {
+  text: { sql: "TEXT", convert: (v) => (v === null ? null : String(v)) },
+  varchar: { sql: "TEXT", convert: (v) => (v === null ? null : String(v)) },
+  int: { sql: "INTEGER", convert: (v) => v },
+  int4: { sql: "INTEGER", convert: (v) => v },
+  int8: { sql: "INTEGER", convert: (v) => v },
+  integer: { sql: "INTEGER", convert: (v) => v },
+  bigint: { sql: "INTEGER", convert: (v) => v },
+  float: { sql: "REAL", convert: (v) => v },
+  float8: { sql: "REAL", convert: (v) => v },
+  real: { sql: "REAL", convert: (v) => v },
+  numeric: { sql: "REAL", convert: (v) => v },
+};
+
+function aggregatesOff(): HearthError {
+  return new HearthError("PGRST123", "Use of aggregate functions is not allowed", {
+    hint: "Count rows with Prefer: count=exact; aggregates in select arrive with the bucket-native storage work.",
+  });
+}
+
+/** Checks a plan against the schema and the caller's read policies, level by level. */
+export function buildLevel(
+  schema: SchemaIndex,
+  principal: Principal,
+  table: TableInfo,
+  select: SelectItem[],
+  plan: QueryPlan,
+  path = "",
+): Level {
+  const access = readAccess(principal, table);
+  const mods: Modifiers = path === "" ? plan : (plan.embedded[path] ?? { where: [], order: [] });
+  const level: Level = { table, access, path, fields: [], embeds: [], mods };
+  for (const item of select) {
+    if (item.type === "star") {
+      for (const col of table.columns.values()) {
+        level.fields.push({ key: col.name, field: { column: col.name, path: [], asText: false } });
+      }
+    } else if (item.type === "field") {
+      if (item.aggregate) throw aggregatesOff();
+      schema.column(table, item.field.column);
+      const lastKey = [...item.field.path].reverse().find((s) => s.kind === "key");
+      const out: OutputField = {
+        key: item.alias ?? (lastKey?.kind === "key" ? lastKey.key : item.field.column),
+        field: item.field,
+      };
+      if (item.cast && item.cast !== "json" && item.cast !== "jsonb") {
+        const cast = CASTS[item.cast.toLowerCase()];
+        if (!cast) {
+          throw new HearthError("42704", `type "${item.cast}" does not exist`, {
+            hint: `Supported casts: ${Object.keys(CASTS).join(", ")}, json`,
+          });
+        }
+        out.cast = cast;
+      }
+      level.fields.push(out);
+    } else if (item.type === "count") {
+      throw aggregatesOff();
+    } else {
+      const rel = schema.relationship(table.name, item.relation, item.hint);
+      const key = item.alias ?? item.relation;
+      const childPath = path === "" ? key : `${path}.${key}`;
+      const child = buildLevel(schema, principal, schema.table(rel.foreignTable), item.select, plan, childPath);
+      level.embeds.push({
+        key,
+        path: childPath,
+        rel,
+        inner: item.inner,
+        spread: item.spread,
+        hidden: item.select.length === 0,
+        level: child,
+      });
+    }
+  }
+  for (const key of Object.keys(plan.embedded)) {
+    const parent = key.includes(".") ? key.slice(0, key.lastIndexOf(".")) : "";
+    if (parent === path && !level.embeds.some((e) => e.path === key)) {
+      throw new HearthError("PGRST108", `'${key.slice(key.lastIndexOf(".") + 1)}' is not an embedded resource in this request`, {
+        hint: `Verify that '${key}' is included in the 'select' query parameter.`,
+      });
+    }
+  }
+  return level;
+}
+
+let aliasCounter = 0;
+function nextAlias(): string {
+  aliasCounter = (aliasCounter + 1) % 1_000_000;
+  return `t${aliasCounter}`;
+}
+
+function accessSql(level: Level, alias: string, params: SqlParams): string {
+  return level.access.kind === "own" ? `${alias}.${quoteIdent(OWNER_COLUMN)} = ${params.add(level.access.ownerId)}` : "1";
+}
+
+/** Correlated EXISTS over an embed's rows (its own filters and policy included). */
+function existsSql(schema: SchemaIndex, embed: Embed, parentAlias: string, params: SqlParams): string {
+  const alias = nextAlias();
+  const child = embed.level;
+  const corr = embed.rel.foreignColumns
+    .map((c, i) => `${alias}.${quoteIdent(c)} = ${parentAlias}.${quoteIdent(embed.rel.columns[i]!)}`)
+    .join(" AND ");
+  const where = levelWhere(schema, child, alias, params);
+  return `EXISTS (SELECT 1 FROM ${quoteIdent(child.table.name)} AS ${alias} WHERE ${corr} AND ${where})`;
+}
+
+/** WHERE of one level: its filters, embed-based filters, `!inner` embeds and the policy. */
+export function levelWhere(schema: SchemaIndex, level: Level, alias: string, params: SqlParams): string {
+  const ctx: WhereContext = {
+    schema,
+    table: level.table,
+    alias,
+    params,
+    embedFilter: (f: Filter) => {
+      const embed = level.embeds.find((e) => e.key === f.field.column && f.field.path.length === 0);
+      if (!embed) return null;
+      if (f.op !== "is" || (f.value !== "null" && f.value !== "not_null")) {
+        throw new HearthError("PGRST120", `Only is.null or not.is.null filters are allowed on embedded resources ('${f.field.column}')`);
+      }
+      const exists = existsSql(schema, embed, alias, params);
+      return f.value === "null" ? `NOT ${exists}` : exists;
+    },
+  };
+  const parts = [compileWhere(ctx, level.mods.where), accessSql(level, alias, params)];
+  for (const embed of level.embeds) if (embed.inner) parts.push(existsSql(schema, embed, alias, params));
+  return parts.filter((p) => p !== "1").join(" AND ") || "1";
+}
+
+function orderSql(schema: SchemaIndex, level: Level, alias: string, params: SqlParams, order: OrderTerm[]): string {
+  const terms = order.map((term) => {
+    let expr: string;
+    if (term.relation) {
+      const embed = level.embeds.find((e) => e.key === term.relation);
+      if (!embed) {
+        throw new HearthError("PGRST108", `'${term.relation}' is not an embedded resource in this request`);
+      }
+      if (embed.rel.kind !== "many-to-one") {
+        throw new HearthError("PGRST118", `A related order on '${term.relation}' is not possible`, {
+          details: `'${level.table.name}' and '${term.relation}' do not form a many-to-one or one-to-one relationship`,
+        });
+      }
+      const sub = nextAlias();
+      const field = compileField({ schema, table: embed.level.table, alias: sub, params }, term.field);
+      const corr = embed.rel.foreignColumns
+        .map((c, i) => `${sub}.${quoteIdent(c)} = ${alias}.${quoteIdent(embed.rel.columns[i]!)}`)
+        .join(" AND ");
+      expr = `(SELECT ${field.sql} FROM ${quoteIdent(embed.level.table.name)} AS ${sub} WHERE ${corr})`;
+    } else {
+      expr = compileField({ schema, table: level.table, alias, params }, term.field).sql;
+    }
+    const nulls = term.nulls ?? (term.direction === "asc" ? "last" : "first");
+    return `${expr} ${term.direction.toUpperCase()} NULLS ${nulls.toUpperCase()}`;
+  });
+  // A stable order for paging: the primary key last.
+  for (const pk of level.table.primaryKey) terms.push(`${alias}.${quoteIdent(pk)} ASC`);
+  return terms.join(", ");
+}
+
+function selectList(schema: SchemaIndex, level: Level, alias: string, params: SqlParams): string[] {
+  const cols = level.fields.map((f, i) => {
+    const compiled = compileField({ schema, table: level.table, alias, params }, f.field);
+    const sql = f.cast ? `CAST(${compiled.sql} AS ${f.cast.sql})` : compiled.sql;
+    return `${sql} AS "f${i}"`;
+  });
+  level.embeds.forEach((e, i) => {
+    cols.push(`${alias}.${quoteIdent(e.rel.columns[0]!)} AS "k${i}"`);
+  });
+  return cols;
+}
+
+function convertRow(schema: SchemaIndex, level: Level, raw: Row): Row {
+  const out: Row = {};
+  level.fields.forEach((f, i) => {
+    const v = raw[`f${i}`];
+    if (f.cast) out[f.key] = f.cast.convert(v ?? null);
+    else if (f.field.path.length === 0) {
+      out[f.key] = fromStorage(schema.column(level.table, f.field.column).type, v);
+    } else if (f.field.asText) out[f.key] = v ?? null;
+    else out[f.key] = v === null || v === undefined ? null : JSON.parse(String(v));
+  });
+  return out;
+}
+
+export interface ReadOptions {
+  limit?: number;
+  offset?: number;
+  /** extra condition on the root, e.g. `pk IN (...)` after a write */
+  rootFilter?: (alias: string, params: SqlParams) => string;
+}
+
+/** Runs the root SELECT and every embed; returns wire-form rows. */
+export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opts: ReadOptions): Row[] {
+  const params = new SqlParams();
+  const alias = nextAlias();
+  let where = levelWhere(schema, level, alias, params);
+  if (opts.rootFilter) where += ` AND ${opts.rootFilter(alias, params)}`;
+  const limit = Math.min(opts.limit ?? MAX_ROWS, MAX_ROWS);
+  const text =
+    `SELECT ${selectList(schema, level, alias, params).join(", ") || "1"} FROM ${quoteIdent(level.table.name)} AS ${alias}` +
+    ` WHERE ${where} ORDER BY ${orderSql(schema, level, alias, params, level.mods.order)}` +
+    ` LIMIT ${params.add(limit)} OFFSET ${params.add(opts.offset ?? 0)}`;
+  const raws = sql.exec(text, ...params.values).toArray() as Row[];
+  const rows = raws.map((r) => convertRow(schema, level, r));
+  level.embeds.forEach((embed, i) => attachEmbed(sql, schema, embed, raws.map((r) => r[`k${i}`]), rows));
+  return rows;
+}
+
+function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: unknown[], rows: Row[]): void {
+  const child = embed.level;
+  const distinct = [...new Set(keys.filter((k) => k !== null && k !== undefined))];
+  const byKey = new Map<unknown, Row[]>();
+  if (distinct.length > 0) {
+    const params = new SqlParams();
+    const alias = nextAlias();
+    const fk = `${alias}.${quoteIdent(embed.rel.foreignColumns[0]!)}`;
+    const where = `${fk} IN (SELECT value FROM json_each(${params.add(JSON.stringify(distinct))})) AND ${levelWhere(schema, child, alias, params)}`;
+    const text =
+      `SELECT ${[...selectList(schema, child, alias, params), `${fk} AS "corr"`].join(", ")} FROM ${quoteIdent(child.table.name)} AS ${alias}` +
+      ` WHERE ${where} ORDER BY ${orderSql(schema, child, alias, params, child.mods.order)}`;
+    const raws = sql.exec(text, ...params.values).toArray() as Row[];
+    const childRows = raws.map((r) => convertRow(schema, child, r));
+    child.embeds.forEach((e, i) => attachEmbed(sql, schema, e, raws.map((r) => r[`k${i}`]), childRows));
+    raws.forEach((r, i) => {
+      const list = byKey.get(r.corr) ?? [];
+      list.push(childRows[i]!);
+      byKey.set(r.corr, list);
+    });
+  }
+  const toOne = embed.rel.kind === "many-to-one";
+  rows.forEach((row, i) => {
+    let matches = byKey.get(keys[i]) ?? [];
+    if (!toOne) {
+      const offset = child.mods.offset ?? 0;
+      matches = matches.slice(offset, child.mods.limit !== undefined ? offset + child.mods.limit : undefined);
+    }
+    if (embed.hidden) return;
+    if (embed.spread) {
+      for (const f of child.fields) {
+        row[f.key] = toOne ? (matches[0]?.[f.key] ?? null) : matches.map((m) => m[f.key]);
+      }
+      for (const e of child.embeds) {
+        if (!e.hidden) row[e.key] = toOne ? (matches[0]?.[e.key] ?? null) : matches.map((m) => m[e.key]);
+      }
+    } else {
+      row[embed.key] = toOne ? (matches[0] ?? null) : matches;
+    }
+  });
+}
+
+/** `count=exact`: all rows the filters (and policy, and `!inner`) let through. */
+export function countLevel(sql: SqlStorage, schema: SchemaIndex, level: Level): number {
+  const params = new SqlParams();
+  const alias = nextAlias();
+  const where = levelWhere(schema, level, alias, params);
+  const row = sql
+    .exec(`SELECT count(*) AS n FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`, ...params.values)
+    .one();
+  return Number(row.n);
+}

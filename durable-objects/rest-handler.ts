@@ -1,0 +1,299 @@
+/**
+ * `{url}/rest/v1/...` inside the project's DO: parse (shared/rest), check against the
+ * schema and the caller's policies, run on the hot tier, shape the PostgREST response.
+ * Writes run in one `transactionSync` with their WAL entries; a singular or max-affected
+ * failure throws inside it, so nothing is written.
+ */
+import { HearthError } from "../shared/errors.ts";
+import type { Principal } from "../shared/principal.ts";
+import { readRowBatch, type RowBatch } from "../shared/rest/bodies.ts";
+import { buildOpenApi } from "../shared/rest/openapi.ts";
+import { type AcceptMedia, parseAcceptMedia, parsePrefer, parseRange } from "../shared/rest/parse-headers.ts";
+import { parseQuery } from "../shared/rest/parse-query.ts";
+import type { Prefer, QueryPlan } from "../shared/rest/plan.ts";
+import { readAccess, writeAccess } from "./policy.ts";
+import { buildLevel, countLevel, type Level, type Row, runLevel } from "./read.ts";
+import { contentRange, formatBody, respond, singular } from "./rest-response.ts";
+import type { SchemaIndex, TableInfo } from "./schema-index.ts";
+import { SqlParams } from "./sql-where.ts";
+import { beginWalTx, walCountsOf } from "./wal.ts";
+import { deleteRows, insertBatch, type PrimaryKey, pkFilter, selectTargets, updateRows } from "./write.ts";
+
+export interface RestContext {
+  sql: SqlStorage;
+  storage: DurableObjectStorage;
+  schema: SchemaIndex;
+  principal: Principal;
+  requestId: string;
+  maxBodyBytes: number;
+  /** `http://host/p/<id>/rest/v1` */
+  baseUrl: string;
+}
+
+function preferenceApplied(prefer: Prefer, applied: Partial<Record<"resolution" | "missing" | "return" | "count", boolean>>): Record<string, string> {
+  const parts: string[] = [];
+  if (applied.resolution && prefer.resolution) parts.push(`resolution=${prefer.resolution}`);
+  if (applied.missing && prefer.missing) parts.push(`missing=${prefer.missing}`);
+  if (applied.return && prefer.return) parts.push(`return=${prefer.return}`);
+  if (applied.count && prefer.count) parts.push(`count=${prefer.count}`);
+  return parts.length > 0 ? { "preference-applied": parts.join(", ") } : {};
+}
+
+function strictPrefer(prefer: Prefer): void {
+  if (prefer.handling === "strict" && prefer.invalid.length > 0) {
+    throw new HearthError("PGRST122", "Invalid preferences given with handling=strict", {
+      details: `Invalid preferences: ${prefer.invalid.join(", ")}`,
+    });
+  }
+}
+
+export async function handleRest(ctx: RestContext, request: Request, subpath: string): Promise<Response> {
+  const url = new URL(request.url);
+  const method = request.method.toUpperCase();
+  if (subpath === "" || subpath === "/") {
+    if (method !== "GET" && method !== "HEAD") throw new HearthError("PGRST117", `Unsupported HTTP method: ${method}`);
+    return openApi(ctx, request);
+  }
+  const segments = subpath.slice(1).split("/");
+  if (segments[0] === "rpc") {
+    throw new HearthError("PGRST202", `Could not find the function ${segments.slice(1).join("/")} in the schema cache`, {
+      hint: "Hearth has no database functions yet; vector_search and friends arrive with later issues.",
+    });
+  }
+  if (segments.length !== 1) throw new HearthError("PGRST125", `Invalid path specified in request URL: ${subpath}`);
+  const table = ctx.schema.table(decodeURIComponent(segments[0]!));
+  const accept = parseAcceptMedia(request.headers.get("accept"));
+  if (!accept || accept.format === "openapi") {
+    throw new HearthError("PGRST107", `None of these media types are available: ${request.headers.get("accept")}`);
+  }
+  // Headers.get joins repeated Prefer headers with ", ", which parsePrefer splits again.
+  const preferHeader = request.headers.get("prefer");
+  const prefer = parsePrefer(preferHeader ? [preferHeader] : []);
+  strictPrefer(prefer);
+  const plan = parseQuery(url.searchParams);
+  switch (method) {
+    case "GET":
+    case "HEAD":
+      return read(ctx, request, table, plan, prefer, accept, method === "HEAD");
+    case "POST":
+      return insert(ctx, request, table, plan, prefer, accept);
+    case "PATCH":
+      return update(ctx, request, table, plan, prefer, accept);
+    case "DELETE":
+      return remove(ctx, table, plan, prefer, accept);
+    case "OPTIONS":
+      return respond(200, null, { allow: "OPTIONS,GET,HEAD,POST,PATCH,DELETE" }, ctx.requestId);
+    default:
+      throw new HearthError("PGRST117", `Unsupported HTTP method: ${method}`);
+  }
+}
+
+function openApi(ctx: RestContext, request: Request): Response {
+  const accept = request.headers.get("accept");
+  if (accept && !/(application\/(openapi\+)?json|\*\/\*)/.test(accept)) {
+    throw new HearthError("PGRST107", `None of these media types are available: ${accept}`);
+  }
+  const tables = [...ctx.schema.tables.values()]
+    .filter((t) => {
+      try {
+        readAccess(ctx.principal, t);
+        return true;
+      } catch {
+        return false;
+      }
+    })
+    .map((t) => t.name);
+  const doc = buildOpenApi(ctx.schema.schema, { serverUrl: ctx.baseUrl, tables });
+  return respond(200, JSON.stringify(doc), { "content-type": "application/openapi+json; charset=utf-8" }, ctx.requestId);
+}
+
+function pagingOf(plan: QueryPlan, request: Request): { offset: number; limit?: number } {
+  const range = parseRange(request.headers.get("range"));
+  let offset = plan.offset ?? 0;
+  let end = plan.limit !== undefined ? offset + plan.limit : Number.POSITIVE_INFINITY;
+  if (range) {
+    offset = Math.max(offset, range.offset);
+    if (range.limit !== undefined) end = Math.min(end, range.offset + range.limit);
+  }
+  return Number.isFinite(end) ? { offset, limit: Math.max(0, end - offset) } : { offset };
+}
+
+function read(
+  ctx: RestContext,
+  request: Request,
+  table: TableInfo,
+  plan: QueryPlan,
+  prefer: Prefer,
+  accept: AcceptMedia,
+  head: boolean,
+): Response {
+  const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
+  const paging = pagingOf(plan, request);
+  const wantCount = prefer.count !== undefined;
+  const total = wantCount ? countLevel(ctx.sql, ctx.schema, level) : null;
+  if (total !== null && paging.offset > total && total > 0) {
+    throw new HearthError("PGRST103", "Requested range not satisfiable", {
+      details: `An offset of ${paging.offset} was requested, but there are only ${total} rows.`,
+      status: 416,
+    });
+  }
+  const rows = paging.limit === 0 ? [] : runLevel(ctx.sql, ctx.schema, level, paging);
+  const { body, type } = formatBody(rows, accept, level.fields.map((f) => f.key));
+  const partial = total !== null && rows.length < total && !(rows.length === 0 && total === 0);
+  const status = partial ? 206 : 200;
+  return respond(
+    status,
+    head ? null : body,
+    {
+      "content-type": type,
+      "content-range": contentRange(paging.offset, rows.length, total),
+      ...preferenceApplied(prefer, { count: wantCount }),
+    },
+    ctx.requestId,
+  );
+}
+
+async function bodyOf(ctx: RestContext, request: Request, plan: QueryPlan): Promise<RowBatch> {
+  return readRowBatch(request, { maxBytes: ctx.maxBodyBytes, ...(plan.columns ? { columns: plan.columns } : {}) });
+}
+
+/** The representation of written rows, re-read through the read path (embeds included). */
+function representation(ctx: RestContext, level: Level, keys: PrimaryKey[]): Row[] {
+  if (keys.length === 0) return [];
+  const rows = runLevel(ctx.sql, ctx.schema, { ...level, mods: { ...level.mods, order: [] } }, {
+    limit: Number.MAX_SAFE_INTEGER,
+    rootFilter: (alias: string, params: SqlParams) => pkFilter(level.table, keys, alias, params),
+  });
+  return rows;
+}
+
+function writeResponse(
+  ctx: RestContext,
+  status: number,
+  rows: Row[] | null,
+  count: number,
+  prefer: Prefer,
+  accept: AcceptMedia,
+  level: Level,
+  extra: Record<string, string>,
+): Response {
+  const headers: Record<string, string> = { ...extra };
+  if (prefer.count) headers["content-range"] = `*/${count}`;
+  if (rows === null) return respond(status === 200 ? 204 : status, null, headers, ctx.requestId);
+  const { body, type } = formatBody(rows, accept, level.fields.map((f) => f.key));
+  headers["content-type"] = type;
+  return respond(status, body, headers, ctx.requestId);
+}
+
+async function insert(
+  ctx: RestContext,
+  request: Request,
+  table: TableInfo,
+  plan: QueryPlan,
+  prefer: Prefer,
+  accept: AcceptMedia,
+): Promise<Response> {
+  const access = writeAccess(ctx.principal, table);
+  const batch = await bodyOf(ctx, request, plan);
+  const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
+  const upsert =
+    prefer.resolution !== undefined
+      ? { target: plan.onConflict ?? table.primaryKey, resolution: prefer.resolution }
+      : plan.onConflict
+        ? { target: plan.onConflict, resolution: "merge-duplicates" as const }
+        : undefined;
+  const wantRows = prefer.return === "representation";
+  const result = ctx.storage.transactionSync(() => {
+    const tx = beginWalTx(ctx.sql);
+    const keys = insertBatch(ctx.sql, table, batch, {
+      access,
+      missingDefault: prefer.missing === "default",
+      ...(upsert ? { upsert } : {}),
+    });
+    const counts = walCountsOf(ctx.sql, tx);
+    const rows = wantRows ? representation(ctx, level, keys) : null;
+    if (accept.format === "object" && wantRows) singular(rows!);
+    if (accept.format === "object" && !wantRows && keys.length !== 1 && prefer.return !== "minimal") singular([]);
+    return { keys, counts, rows };
+  });
+  // PostgREST: 201 when anything was inserted, 200 when an upsert only updated (or did nothing).
+  const status = upsert !== undefined && result.counts.INSERT === 0 ? 200 : 201;
+  const extra: Record<string, string> = preferenceApplied(prefer, {
+    resolution: upsert !== undefined && prefer.resolution !== undefined,
+    missing: prefer.missing !== undefined,
+    return: prefer.return !== undefined,
+    count: prefer.count !== undefined,
+  });
+  if (prefer.return === "headers-only" && result.keys.length === 1) {
+    const key = result.keys[0]!;
+    const q = table.primaryKey.map((c, i) => `${c}=${key[i] === null ? "is.null" : `eq.${key[i]}`}`).join("&");
+    extra.location = `/${table.name}?${q}`;
+  }
+  return writeResponse(ctx, status, result.rows, result.keys.length, prefer, accept, level, extra);
+}
+
+function requireFilter(plan: QueryPlan, prefer: Prefer, verb: "UPDATE" | "DELETE"): void {
+  if (plan.where.length === 0 && prefer.maxAffected === undefined) {
+    throw new HearthError("21000", `${verb} requires a WHERE clause`, {
+      hint: "Add a filter (e.g. ?id=eq.1, or ?id=not.is.null to mean every row), or send Prefer: max-affected=<n>.",
+    });
+  }
+}
+
+function checkMaxAffected(prefer: Prefer, n: number): void {
+  if (prefer.maxAffected !== undefined && n > prefer.maxAffected) {
+    throw new HearthError("PGRST124", "Query result exceeds max-affected preference constraint", {
+      details: `The query affects ${n} rows`,
+    });
+  }
+}
+
+async function update(
+  ctx: RestContext,
+  request: Request,
+  table: TableInfo,
+  plan: QueryPlan,
+  prefer: Prefer,
+  accept: AcceptMedia,
+): Promise<Response> {
+  const access = writeAccess(ctx.principal, table);
+  requireFilter(plan, prefer, "UPDATE");
+  const patch = await bodyOf(ctx, request, plan);
+  if (!patch.single && patch.rows.length !== 1) {
+    throw new HearthError("PGRST102", "PATCH expects one JSON object with the columns to change", {
+      details: `The body holds ${patch.rows.length} rows.`,
+    });
+  }
+  const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
+  const wantRows = prefer.return === "representation";
+  const result = ctx.storage.transactionSync(() => {
+    beginWalTx(ctx.sql);
+    const targets = selectTargets(ctx.sql, ctx.schema, level, plan.limit);
+    checkMaxAffected(prefer, targets.length);
+    const keys = updateRows(ctx.sql, table, targets, patch, access);
+    const rows = wantRows ? representation(ctx, level, keys) : null;
+    if (accept.format === "object" && wantRows) singular(rows!);
+    return { keys, rows };
+  });
+  const extra = preferenceApplied(prefer, { return: prefer.return !== undefined, count: prefer.count !== undefined });
+  if (result.keys.length > 0) extra["content-range"] = `0-${result.keys.length - 1}/*`;
+  return writeResponse(ctx, 200, result.rows, result.keys.length, prefer, accept, level, extra);
+}
+
+function remove(ctx: RestContext, table: TableInfo, plan: QueryPlan, prefer: Prefer, accept: AcceptMedia): Response {
+  writeAccess(ctx.principal, table);
+  requireFilter(plan, prefer, "DELETE");
+  const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
+  const wantRows = prefer.return === "representation";
+  const result = ctx.storage.transactionSync(() => {
+    beginWalTx(ctx.sql);
+    const targets = selectTargets(ctx.sql, ctx.schema, level, plan.limit);
+    checkMaxAffected(prefer, targets.length);
+    const rows = wantRows ? representation(ctx, level, targets) : null;
+    const n = deleteRows(ctx.sql, table, targets);
+    if (accept.format === "object" && wantRows) singular(rows!);
+    return { n, rows };
+  });
+  const extra = preferenceApplied(prefer, { return: prefer.return !== undefined, count: prefer.count !== undefined });
+  return writeResponse(ctx, 200, result.rows, result.n, prefer, accept, level, extra);
+}

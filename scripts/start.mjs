@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: serves Hearth locally at http://127.0.0.1:8787 under `wrangler dev`.
+ *
+ * 1. applies the D1 catalog migrations to the local state (`wrangler d1 migrations apply --local`);
+ * 2. runs `wrangler dev` on 127.0.0.1 with HEARTH_ENV=development (wrangler.toml says
+ *    production, where the Worker refuses the dev admin key);
+ * 3. prints one "Hearth is listening" line once `GET /health` answers.
+ *
+ * Environment: PORT (8787), HEARTH_ADMIN_KEY (dev-admin-key), HEARTH_JWT_SECRET (the dev
+ * secret of workers/env.ts), HEARTH_STATE_DIR (default: wrangler's .wrangler/state; tests and
+ * benchmarks pass a throwaway dir), HEARTH_START_TIMEOUT_MS (how long to wait for /health
+ * before warning, 120000). Non-interactive: needs no TTY, works with CI=true.
+ * SIGINT/SIGTERM are forwarded to wrangler; this process exits with wrangler's exit code.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import path from "node:path";
+import { DEFAULT_ADMIN_KEY, LOOPBACK, REPO_ROOT, waitForHealth } from "./server-process.mjs";
+
+// Same value as DEV_JWT_SECRET in workers/env.ts (not imported: that file is TypeScript).
+const DEV_JWT_SECRET = "dev-jwt-secret-do-not-use-in-production-0123456789";
+
+function fail(message) {
+  console.error(`hearth: ${message}`);
+  process.exit(1);
+}
+
+const port = process.env.PORT ? Number(process.env.PORT) : 8787;
+if (!Number.isInteger(port) || port < 1 || port > 65535)
+  fail(`PORT must be a port number, got "${process.env.PORT}"`);
+const adminKey = process.env.HEARTH_ADMIN_KEY || DEFAULT_ADMIN_KEY;
+const jwtSecret = process.env.HEARTH_JWT_SECRET || DEV_JWT_SECRET;
+const stateDir = process.env.HEARTH_STATE_DIR ? path.resolve(process.env.HEARTH_STATE_DIR) : null;
+const readyTimeoutMs = Number(process.env.HEARTH_START_TIMEOUT_MS) || 120_000;
+
+const wrangler = path.join(REPO_ROOT, "node_modules", ".bin", "wrangler");
+if (!existsSync(wrangler)) fail(`${wrangler} is missing: run \`npm install\` first.`);
+
+const persist = stateDir ? ["--persist-to", stateDir] : [];
+// No usage reporting (this machine may have no internet, and a dev server should not phone home).
+const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false" };
+
+let child = null;
+let stopping = false;
+
+function forward(signal) {
+  stopping = true;
+  if (child && child.exitCode === null && child.signalCode === null) {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  } else if (!child) {
+    process.exit(128 + (osConstants.signals[signal] ?? 0));
+  }
+}
+process.on("SIGINT", () => forward("SIGINT"));
+process.on("SIGTERM", () => forward("SIGTERM"));
+
+/** Runs wrangler with `args`; resolves its exit code (128+n for a signal). */
+function runWrangler(args) {
+  return new Promise((resolve) => {
+    child = spawn(wrangler, args, { cwd: REPO_ROOT, env: childEnv, stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", (err) => {
+      console.error(`hearth: could not run wrangler: ${err.message}`);
+      resolve(1);
+    });
+    child.on("exit", (code, signal) => {
+      resolve(code ?? 128 + (osConstants.signals[signal] ?? 0));
+    });
+  });
+}
+
+const migrateCode = await runWrangler(["d1", "migrations", "apply", "hearth-catalog", "--local", ...persist]);
+child = null;
+if (migrateCode !== 0) {
+  console.error(`hearth: applying the catalog migrations failed (exit code ${migrateCode})`);
+  process.exit(migrateCode);
+}
+if (stopping) process.exit(0);
+
+const devArgs = [
+  "dev",
+  "--ip",
+  LOOPBACK,
+  "--port",
+  String(port),
+  "--show-interactive-dev-session=false",
+  "--var",
+  "HEARTH_ENV:development",
+  "--var",
+  `HEARTH_ADMIN_KEY:${adminKey}`,
+  "--var",
+  `HEARTH_JWT_SECRET:${jwtSecret}`,
+  ...persist,
+];
+const exitCode = runWrangler(devArgs);
+const devChild = child;
+const childExited = () =>
+  devChild.exitCode !== null || devChild.signalCode !== null ? "wrangler dev exited" : null;
+
+const url = `http://${LOOPBACK}:${port}`;
+const health = await waitForHealth(url, { timeoutMs: readyTimeoutMs, abortReason: childExited });
+if (health.ok) {
+  console.log(`Hearth is listening on ${url} (admin key: ${adminKey})`);
+} else if (!childExited() && !stopping) {
+  console.error(`hearth: ${url}/health is not answering yet (${health.reason}); wrangler keeps running.`);
+}
+
+process.exit(await exitCode);

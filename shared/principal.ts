@@ -1,0 +1,15 @@
+/**
+ * Who is calling, as established by the gateway and handed to the project's DO. The DO
+ * trusts it because only the gateway can reach the DO; the gateway strips any incoming
+ * header of the same name.
+ */
+export const PRINCIPAL_HEADER = "x-hearth-principal";
+export const PROJECT_HEADER = "x-hearth-project";
+
+export type MemberRole = "owner" | "admin" | "writer" | "reader";
+
+export type Principal =
+  /** A project API key: `service` passes every policy, `anon` reads/writes `public` tables. */
+  | { role: "service" | "anon"; projectId: string; keyId: string }
+  /** An account's access token; `membership` is its role in this project, or null. */
+  | { role: "authenticated"; projectId: string; userId: string; membership: MemberRole | null };

@@ -1,0 +1,86 @@
+/** Test helpers: call the gateway Worker in-process (exports.default) like a client would. */
+import { exports } from "cloudflare:workers";
+
+export const ADMIN_KEY = "test-admin-key";
+export const ORIGIN = "http://hearth.test";
+
+export interface TestProject {
+  id: string;
+  url: string;
+  anonKey: string;
+  serviceKey: string;
+}
+
+export type Init = Omit<RequestInit, "body"> & { body?: unknown; key?: string | null };
+
+/** `fetch` against the gateway; `body` objects are sent as JSON. */
+export async function call(path: string, init: Init = {}): Promise<Response> {
+  const headers = new Headers(init.headers as HeadersInit | undefined);
+  if (init.key) headers.set("authorization", `Bearer ${init.key}`);
+  let body: BodyInit | undefined;
+  if (init.body !== undefined) {
+    if (typeof init.body === "string" || init.body instanceof Uint8Array || init.body instanceof ReadableStream) {
+      body = init.body as BodyInit;
+    } else {
+      body = JSON.stringify(init.body);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    }
+  }
+  const url = path.startsWith("http") ? path : `${ORIGIN}${path}`;
+  const { key: _k, body: _b, ...rest } = init;
+  return (exports as unknown as { default: Fetcher }).default.fetch(
+    new Request(url, { ...(rest as RequestInit), headers, ...(body !== undefined ? { body } : {}) }),
+  );
+}
+
+export async function createProject(name = "test"): Promise<TestProject> {
+  const res = await call("/v1/projects", { method: "POST", key: ADMIN_KEY, body: { name } });
+  if (res.status !== 201) throw new Error(`create project: ${res.status} ${await res.text()}`);
+  return (await res.json()) as TestProject;
+}
+
+export async function putSchema(project: TestProject, schema: unknown): Promise<Response> {
+  return call(`${project.url}/schema`, { method: "PUT", key: project.serviceKey, body: schema });
+}
+
+export async function projectWithSchema(schema: unknown): Promise<TestProject> {
+  const project = await createProject();
+  const res = await putSchema(project, schema);
+  if (res.status !== 200) throw new Error(`put schema: ${res.status} ${await res.text()}`);
+  return project;
+}
+
+/** REST call on a project table path, e.g. rest(p, "/posts?id=eq.1"). */
+export function rest(project: TestProject, path: string, init: Init = {}): Promise<Response> {
+  return call(`${project.url}/rest/v1${path}`, { key: project.serviceKey, ...init });
+}
+
+export const BLOG_SCHEMA = {
+  tables: {
+    authors: {
+      columns: {
+        id: { type: "uuid", primaryKey: true, default: "random" },
+        name: { type: "text", notNull: true },
+      },
+      policy: { read: "public", write: "service" },
+    },
+    posts: {
+      columns: {
+        id: { type: "bigint", primaryKey: true, default: "increment" },
+        author_id: { type: "uuid", references: "authors.id" },
+        title: { type: "text", notNull: true },
+        body: { type: "text", encrypted: true },
+        score: { type: "float" },
+        published: { type: "boolean", default: false },
+        meta: { type: "json" },
+        created_at: { type: "timestamp", default: "now" },
+      },
+      indexes: [["author_id"], ["created_at"]],
+      policy: { read: "public", write: "service" },
+    },
+    secrets: {
+      columns: { id: { type: "integer", primaryKey: true }, value: { type: "text" } },
+      policy: { read: "service", write: "service" },
+    },
+  },
+};

@@ -1,0 +1,185 @@
+/**
+ * Platform API for projects: `POST/GET /v1/projects`, `GET/DELETE /v1/projects/:id`.
+ * The DO is initialised before the catalog row is written, so a project visible in the
+ * catalog always has a DO that knows its keys.
+ */
+import { and, eq, inArray, or } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { Hono } from "hono";
+import { z } from "zod";
+import { HearthError } from "../../shared/errors.ts";
+import { platformCaller, type Caller } from "../auth/admin.ts";
+import { sha256Hex, signKey } from "../auth/keys.ts";
+import { apiKeys, projectMembers, projects } from "../catalog/schema.ts";
+import { readConfig } from "../config.ts";
+import type { AppEnv, Env } from "../env.ts";
+import { deleteProjectBlobs } from "../project/storage.ts";
+
+const CreateProjectSchema = z
+  .object({ name: z.string().trim().min(1, "name must not be empty").max(100, "name must be at most 100 characters") })
+  .strict();
+
+const PROJECT_ID = /^[a-z0-9]{20}$/;
+
+function newProjectId(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(20));
+  return [...bytes].map((b) => alphabet[b % alphabet.length]).join("");
+}
+
+type KeyRow = typeof apiKeys.$inferSelect;
+
+async function keysOf(env: Env, rows: KeyRow[]): Promise<{ anonKey: string | null; serviceKey: string | null }> {
+  const secret = readConfig(env).jwtSecret;
+  const active = rows.filter((r) => !r.revokedAt);
+  const sign = (r: KeyRow | undefined) =>
+    r ? signKey(secret, { ref: r.projectId, role: r.role, jti: r.id, iat: r.issuedAt }) : Promise.resolve(null);
+  const [anonKey, serviceKey] = await Promise.all([
+    sign(active.find((r) => r.role === "anon")),
+    sign(active.find((r) => r.role === "service")),
+  ]);
+  return { anonKey, serviceKey };
+}
+
+export function projectUrl(requestUrl: string, id: string): string {
+  return `${new URL(requestUrl).origin}/p/${id}`;
+}
+
+async function visibleProject(env: Env, caller: Caller, id: string) {
+  if (!PROJECT_ID.test(id)) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${id}".`);
+  const db = drizzle(env.CATALOG);
+  const [project] = await db.select().from(projects).where(eq(projects.id, id));
+  if (!project) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${id}".`);
+  if (caller.kind === "account" && project.ownerAccountId !== caller.accountId) {
+    const [member] = await db
+      .select()
+      .from(projectMembers)
+      .where(and(eq(projectMembers.projectId, id), eq(projectMembers.accountId, caller.accountId)));
+    if (!member) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${id}".`);
+    return { project, role: member.role };
+  }
+  return { project, role: "owner" as const };
+}
+
+export const projectsRoutes = new Hono<AppEnv>();
+
+projectsRoutes.post("/", async (c) => {
+  const caller = await platformCaller(c);
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new HearthError("HEARTH_BAD_REQUEST", 'Body must be JSON like {"name": "my-project"}.');
+  }
+  const parsed = CreateProjectSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HearthError("HEARTH_BAD_REQUEST", `Invalid project: ${issue.path.join(".") || "body"}: ${issue.message}`);
+  }
+  const id = newProjectId();
+  const issuedAt = Math.floor(Date.now() / 1000);
+  const secret = readConfig(c.env).jwtSecret;
+  const keyRows = (["anon", "service"] as const).map((role) => ({ id: crypto.randomUUID(), role }));
+  const signed = await Promise.all(
+    keyRows.map((k) => signKey(secret, { ref: id, role: k.role, jti: k.id, iat: issuedAt })),
+  );
+  const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(id));
+  await stub.init(id, keyRows);
+  const db = drizzle(c.env.CATALOG);
+  const createdAt = new Date().toISOString();
+  await db.batch([
+    db.insert(projects).values({
+      id,
+      name: parsed.data.name,
+      ownerAccountId: caller.kind === "account" ? caller.accountId : null,
+      personal: false,
+      createdAt,
+    }),
+    db.insert(apiKeys).values(
+      await Promise.all(
+        keyRows.map(async (k, i) => ({
+          id: k.id,
+          projectId: id,
+          role: k.role,
+          keyHash: await sha256Hex(signed[i]!),
+          issuedAt,
+        })),
+      ),
+    ),
+  ]);
+  return c.json(
+    {
+      id,
+      name: parsed.data.name,
+      url: projectUrl(c.req.url, id),
+      anonKey: signed[0]!,
+      serviceKey: signed[1]!,
+      personal: false,
+      createdAt,
+    },
+    201,
+  );
+});
+
+projectsRoutes.get("/", async (c) => {
+  const caller = await platformCaller(c);
+  const db = drizzle(c.env.CATALOG);
+  let rows: (typeof projects.$inferSelect)[];
+  if (caller.kind === "admin") {
+    rows = await db.select().from(projects).orderBy(projects.createdAt);
+  } else {
+    const memberOf = db
+      .select({ id: projectMembers.projectId })
+      .from(projectMembers)
+      .where(eq(projectMembers.accountId, caller.accountId));
+    rows = await db
+      .select()
+      .from(projects)
+      .where(or(eq(projects.ownerAccountId, caller.accountId), inArray(projects.id, memberOf)))
+      .orderBy(projects.createdAt);
+  }
+  return c.json(
+    rows.map((p) => ({
+      id: p.id,
+      name: p.name,
+      url: projectUrl(c.req.url, p.id),
+      personal: p.personal,
+      createdAt: p.createdAt,
+    })),
+  );
+});
+
+projectsRoutes.get("/:id", async (c) => {
+  const caller = await platformCaller(c);
+  const { project, role } = await visibleProject(c.env, caller, c.req.param("id"));
+  const db = drizzle(c.env.CATALOG);
+  const keys = role === "owner" || role === "admin" ? await keysOf(c.env, await db.select().from(apiKeys).where(eq(apiKeys.projectId, project.id))) : {};
+  return c.json({
+    id: project.id,
+    name: project.name,
+    url: projectUrl(c.req.url, project.id),
+    personal: project.personal,
+    createdAt: project.createdAt,
+    ...keys,
+  });
+});
+
+projectsRoutes.delete("/:id", async (c) => {
+  const caller = await platformCaller(c);
+  const { project, role } = await visibleProject(c.env, caller, c.req.param("id"));
+  if (role !== "owner") throw new HearthError("HEARTH_FORBIDDEN", "Only the project's owner can delete it.");
+  if (project.personal) {
+    throw new HearthError("HEARTH_FORBIDDEN", "A personal project is deleted with its account, not on its own.");
+  }
+  // Catalog first: once the row is gone no new request can authenticate (the DO also
+  // forgets its keys), then the data itself.
+  const db = drizzle(c.env.CATALOG);
+  await db.batch([
+    db.delete(apiKeys).where(eq(apiKeys.projectId, project.id)),
+    db.delete(projectMembers).where(eq(projectMembers.projectId, project.id)),
+    db.delete(projects).where(eq(projects.id, project.id)),
+  ]);
+  await c.env.PROJECT.get(c.env.PROJECT.idFromName(project.id)).destroy();
+  await deleteProjectBlobs(c.env.BUCKET, project.id);
+  return c.body(null, 204);
+});

@@ -1,0 +1,64 @@
+/**
+ * drizzle-orm view of the D1 catalog. The SQL of record is migrations/NNNN_*.sql; keep the
+ * two in step (test/catalog.test.ts reads every table through these definitions).
+ */
+import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+export const accounts = sqliteTable("accounts", {
+  id: text("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  passwordHash: text("password_hash"),
+  emailConfirmedAt: text("email_confirmed_at"),
+  createdAt: text("created_at").notNull(),
+  updatedAt: text("updated_at").notNull(),
+});
+
+export const projects = sqliteTable("projects", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  ownerAccountId: text("owner_account_id"),
+  personal: integer("personal", { mode: "boolean" }).notNull().default(false),
+  createdAt: text("created_at").notNull(),
+});
+
+export const apiKeys = sqliteTable("api_keys", {
+  id: text("id").primaryKey(),
+  projectId: text("project_id").notNull(),
+  role: text("role", { enum: ["anon", "service"] }).notNull(),
+  keyHash: text("key_hash").notNull().unique(),
+  issuedAt: integer("issued_at").notNull(),
+  revokedAt: text("revoked_at"),
+});
+
+export const projectMembers = sqliteTable(
+  "project_members",
+  {
+    projectId: text("project_id").notNull(),
+    accountId: text("account_id").notNull(),
+    role: text("role", { enum: ["reader", "writer", "admin"] }).notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.accountId] })],
+);
+
+export const apps = sqliteTable("apps", {
+  clientId: text("client_id").primaryKey(),
+  ownerAccountId: text("owner_account_id").notNull(),
+  name: text("name").notNull(),
+  redirectUris: text("redirect_uris").notNull(),
+  confidential: integer("confidential", { mode: "boolean" }).notNull().default(false),
+  clientSecretHash: text("client_secret_hash"),
+  schemaJson: text("schema_json").notNull(),
+  createdAt: text("created_at").notNull(),
+});
+
+export const grants = sqliteTable("grants", {
+  id: text("id").primaryKey(),
+  accountId: text("account_id").notNull(),
+  clientId: text("client_id").notNull(),
+  projectId: text("project_id").notNull(),
+  scopes: text("scopes").notNull(),
+  createdAt: text("created_at").notNull(),
+  lastUsedAt: text("last_used_at"),
+  revokedAt: text("revoked_at"),
+});

@@ -1,0 +1,19 @@
+import type { ProjectDO } from "../durable-objects/project-do.ts";
+
+/** Bindings and vars of wrangler.toml (plus secrets). */
+export interface Env {
+  PROJECT: DurableObjectNamespace<ProjectDO>;
+  CATALOG: D1Database;
+  BUCKET: R2Bucket;
+  /** "production" (default in wrangler.toml), "development" (npm start) or "test" */
+  HEARTH_ENV?: string;
+  HEARTH_ADMIN_KEY?: string;
+  HEARTH_JWT_SECRET?: string;
+  HEARTH_MAX_BODY_BYTES?: string;
+}
+
+/** Hono environment of the gateway. */
+export type AppEnv = { Bindings: Env; Variables: { requestId: string } };
+
+export const DEV_ADMIN_KEY = "dev-admin-key";
+export const DEV_JWT_SECRET = "dev-jwt-secret-do-not-use-in-production-0123456789";

@@ -1,0 +1,44 @@
+/**
+ * The gateway Worker: stateless. It authenticates, resolves the project and hands the
+ * request to the project's Durable Object; it never reads project data itself.
+ */
+import { Hono } from "hono";
+import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
+import { projectsRoutes } from "./admin/projects.ts";
+import { readConfig } from "./config.ts";
+import type { AppEnv } from "./env.ts";
+import { forwardToProject } from "./project/forward.ts";
+
+export { ProjectDO } from "../durable-objects/project-do.ts";
+
+const app = new Hono<AppEnv>();
+
+app.use("*", async (c, next) => {
+  const requestId = c.req.header(REQUEST_ID_HEADER) ?? crypto.randomUUID();
+  c.set("requestId", requestId);
+  readConfig(c.env); // refuses to serve a misconfigured deployment
+  await next();
+  if (!c.res.headers.has(REQUEST_ID_HEADER)) {
+    // Responses relayed from a Durable Object have immutable headers: copy before setting.
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set(REQUEST_ID_HEADER, requestId);
+  }
+});
+
+app.get("/health", (c) => c.json({ status: "ok" }));
+app.get("/", (c) => c.json({ name: "hearth", docs: "https://github.com/hearth/hearth#readme" }));
+
+app.route("/v1/projects", projectsRoutes);
+app.all("/p/:projectId/*", (c) => forwardToProject(c));
+app.all("/p/:projectId", (c) => forwardToProject(c));
+
+app.notFound((c) => {
+  throw new HearthError("HEARTH_NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`);
+});
+
+app.onError((err, c) => {
+  const requestId = c.get("requestId") ?? crypto.randomUUID();
+  return errorResponse(err, requestId);
+});
+
+export default app;

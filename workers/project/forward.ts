@@ -1,0 +1,67 @@
+/**
+ * `{url}/...` of one project: authenticate the caller for this project, then hand the
+ * request (body streamed, not buffered) to the project's Durable Object with the
+ * established principal in a header the DO trusts.
+ */
+import { and, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import type { Context } from "hono";
+import { HearthError, REQUEST_ID_HEADER } from "../../shared/errors.ts";
+import { type MemberRole, PRINCIPAL_HEADER, type Principal, PROJECT_HEADER } from "../../shared/principal.ts";
+import { bearerToken, verifyToken } from "../auth/keys.ts";
+import { projectMembers, projects } from "../catalog/schema.ts";
+import { readConfig } from "../config.ts";
+import type { AppEnv } from "../env.ts";
+
+const PROJECT_ID = /^[a-z0-9]{20}$/;
+
+async function membershipOf(db: D1Database, projectId: string, accountId: string): Promise<MemberRole | null> {
+  const orm = drizzle(db);
+  const [project] = await orm
+    .select({ owner: projects.ownerAccountId })
+    .from(projects)
+    .where(eq(projects.id, projectId));
+  if (!project) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
+  if (project.owner === accountId) return "owner";
+  const [member] = await orm
+    .select({ role: projectMembers.role })
+    .from(projectMembers)
+    .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.accountId, accountId)));
+  return member?.role ?? null;
+}
+
+export async function authenticate(c: Context<AppEnv>, projectId: string): Promise<Principal> {
+  const token = bearerToken(c.req.raw.headers);
+  if (!token) {
+    throw new HearthError("HEARTH_UNAUTHORIZED", "No API key found in request.", {
+      hint: "Send the project's anon or service key in the `apikey` header or as `Authorization: Bearer <key>`.",
+    });
+  }
+  const verified = await verifyToken(readConfig(c.env).jwtSecret, token);
+  if (verified.kind === "key") {
+    if (verified.claims.ref !== projectId) {
+      throw new HearthError("PGRST301", "This key belongs to another project.", {
+        hint: "Use the anonKey or serviceKey returned when this project was created.",
+      });
+    }
+    return { role: verified.claims.role, projectId, keyId: verified.claims.jti };
+  }
+  const membership = await membershipOf(c.env.CATALOG, projectId, verified.claims.sub);
+  return { role: "authenticated", projectId, userId: verified.claims.sub, membership };
+}
+
+export async function forwardToProject(c: Context<AppEnv>): Promise<Response> {
+  const projectId = c.req.param("projectId") ?? "";
+  if (!PROJECT_ID.test(projectId)) {
+    throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
+  }
+  const principal = await authenticate(c, projectId);
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(PRINCIPAL_HEADER, JSON.stringify(principal));
+  headers.set(PROJECT_HEADER, projectId);
+  headers.set(REQUEST_ID_HEADER, c.get("requestId"));
+  const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(projectId));
+  const init: RequestInit = { method: c.req.method, headers };
+  if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.req.raw.body) init.body = c.req.raw.body;
+  return stub.fetch(new Request(c.req.url, init));
+}
