@@ -45,7 +45,14 @@ export const TableNameSchema = z
   )
   .refine((s) => !s.toLowerCase().startsWith("sqlite_"), "names starting with sqlite_ are reserved");
 
-export const DefaultSchema = z.union([z.string(), z.number(), z.boolean(), z.null(), z.record(z.string(), z.unknown()), z.array(z.unknown())]);
+export const DefaultSchema = z.union([
+  z.string(),
+  z.number(),
+  z.boolean(),
+  z.null(),
+  z.record(z.string(), z.unknown()),
+  z.array(z.unknown()),
+]);
 
 export const ColumnDefSchema = z
   .object({
@@ -86,7 +93,12 @@ export const MigrationStepSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("dropTable"), table: z.string() }).strict(),
   z.object({ op: z.literal("dropColumn"), table: z.string(), column: z.string() }).strict(),
   z
-    .object({ op: z.literal("retypeColumn"), table: z.string(), column: z.string(), type: z.enum(COLUMN_TYPES) })
+    .object({
+      op: z.literal("retypeColumn"),
+      table: z.string(),
+      column: z.string(),
+      type: z.enum(COLUMN_TYPES),
+    })
     .strict(),
   z.object({ op: z.literal("dropIndex"), table: z.string(), columns: z.array(z.string()).min(1) }).strict(),
 ]);
@@ -148,14 +160,34 @@ export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
   const issues: SchemaIssue[] = [];
   const tableNames = Object.keys(schema.tables);
   if (tableNames.length > 500) issues.push({ path: "tables", message: "at most 500 tables per project" });
+  // SQLite compares names case-insensitively: "Posts" and "posts" would be the same table.
+  for (const [a, b] of sameIgnoringCase(tableNames)) {
+    issues.push({
+      path: `tables.${b}`,
+      message: `table name clashes with "${a}" (names are case-insensitive)`,
+    });
+  }
   for (const [tableName, table] of Object.entries(schema.tables)) {
     const base = `tables.${tableName}`;
     const nameCheck = TableNameSchema.safeParse(tableName);
-    if (!nameCheck.success) issues.push({ path: base, message: `table name ${nameCheck.error.issues[0]?.message}` });
+    if (!nameCheck.success)
+      issues.push({ path: base, message: `table name ${nameCheck.error.issues[0]?.message}` });
     const columns = Object.entries(table.columns);
-    if (columns.length === 0) issues.push({ path: `${base}.columns`, message: "a table needs at least one column" });
-    if (columns.length > 200) issues.push({ path: `${base}.columns`, message: "at most 200 columns per table" });
+    if (columns.length === 0)
+      issues.push({ path: `${base}.columns`, message: "a table needs at least one column" });
+    if (columns.length > 200)
+      issues.push({ path: `${base}.columns`, message: "at most 200 columns per table" });
     const pk = columns.filter(([, c]) => c.primaryKey);
+    const colNames = columns.map(([c]) => c);
+    // The server adds owner_id itself for "owner" policies, so it clashes in any spelling.
+    for (const [a, b] of sameIgnoringCase(
+      colNames.includes(OWNER_COLUMN) ? colNames : [OWNER_COLUMN, ...colNames],
+    )) {
+      issues.push({
+        path: `${base}.columns.${b}`,
+        message: `column name clashes with "${a}" (names are case-insensitive)`,
+      });
+    }
     if (pk.length === 0) {
       issues.push({
         path: `${base}.columns`,
@@ -165,7 +197,8 @@ export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
     for (const [colName, col] of columns) {
       const cpath = `${base}.columns.${colName}`;
       const colCheck = ColumnNameSchema.safeParse(colName);
-      if (!colCheck.success) issues.push({ path: cpath, message: `column name ${colCheck.error.issues[0]?.message}` });
+      if (!colCheck.success)
+        issues.push({ path: cpath, message: `column name ${colCheck.error.issues[0]?.message}` });
       if (col.primaryKey && (col.type === "json" || col.type === "bytes" || col.type === "float")) {
         issues.push({ path: `${cpath}.primaryKey`, message: `a ${col.type} column cannot be a primary key` });
       }
@@ -176,7 +209,10 @@ export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
         issues.push({ path: `${cpath}.encrypted`, message: "only text and bytes columns can be encrypted" });
       }
       if (colName === OWNER_COLUMN && col.type !== "uuid" && col.type !== "text") {
-        issues.push({ path: cpath, message: `${OWNER_COLUMN} holds the owner's account id and must be uuid or text` });
+        issues.push({
+          path: cpath,
+          message: `${OWNER_COLUMN} holds the owner's account id and must be uuid or text`,
+        });
       }
       if (col.default !== undefined) {
         const issue = checkDefault(col);
@@ -202,12 +238,25 @@ export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
         if (!(c in table.columns)) {
           issues.push({ path: `${base}.indexes.${i}`, message: `unknown column "${c}" in index` });
         }
-        if (seen.has(c)) issues.push({ path: `${base}.indexes.${i}`, message: `column "${c}" appears twice` });
+        if (seen.has(c))
+          issues.push({ path: `${base}.indexes.${i}`, message: `column "${c}" appears twice` });
         seen.add(c);
       }
     });
   }
   return issues;
+}
+
+/** Pairs [first, later] of names that differ only by case. */
+function sameIgnoringCase(names: readonly string[]): [string, string][] {
+  const seen = new Map<string, string>();
+  const out: [string, string][] = [];
+  for (const n of names) {
+    const prev = seen.get(n.toLowerCase());
+    if (prev !== undefined) out.push([prev, n]);
+    else seen.set(n.toLowerCase(), n);
+  }
+  return out;
 }
 
 function checkDefault(col: ColumnDef): string | null {
