@@ -91,19 +91,27 @@ export class ProjectDO extends DurableObject<Env> {
       requireService(principal);
       if (method === "GET") {
         const schema = this.state.schema?.schema ?? { tables: {} };
-        return json({ ...schema }, 200, requestId, { "x-hearth-schema-version": String(this.state.schemaVersion) });
+        return json({ ...schema }, 200, requestId, {
+          "x-hearth-schema-version": String(this.state.schemaVersion),
+        });
       }
       if (method === "PUT") {
         let body: unknown;
         try {
           body = await request.json();
         } catch {
-          throw new HearthError("HEARTH_SCHEMA_INVALID", "The schema must be a JSON object with a \"tables\" key.");
+          throw new HearthError(
+            "HEARTH_SCHEMA_INVALID",
+            'The schema must be a JSON object with a "tables" key.',
+          );
         }
         const result = this.state.applySchema(body);
         return json(result, 200, requestId);
       }
-      throw new HearthError("HEARTH_METHOD_NOT_ALLOWED", `${method} is not allowed on /schema; use GET or PUT.`);
+      throw new HearthError(
+        "HEARTH_METHOD_NOT_ALLOWED",
+        `${method} is not allowed on /schema; use GET or PUT.`,
+      );
     }
     if (path === "/admin/v1/ping") {
       requireService(principal);
@@ -114,7 +122,9 @@ export class ProjectDO extends DurableObject<Env> {
       const range = walRange(this.ctx.storage.sql);
       let hotRows = 0;
       for (const t of this.state.schema?.tables.keys() ?? []) {
-        hotRows += Number(this.ctx.storage.sql.exec(`SELECT count(*) AS n FROM "${t.replaceAll('"', '""')}"`).one().n);
+        hotRows += Number(
+          this.ctx.storage.sql.exec(`SELECT count(*) AS n FROM "${t.replaceAll('"', '""')}"`).one().n,
+        );
       }
       return json(
         {
@@ -141,6 +151,11 @@ function requireService(principal: Principal): void {
   }
 }
 
-function json(body: unknown, status: number, requestId: string, headers: Record<string, string> = {}): Response {
+function json(
+  body: unknown,
+  status: number,
+  requestId: string,
+  headers: Record<string, string> = {},
+): Response {
   return respond(status, JSON.stringify(body), { "content-type": JSON_TYPE, ...headers }, requestId);
 }

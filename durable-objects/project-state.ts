@@ -4,10 +4,10 @@
  * start-up (inside blockConcurrencyWhile); every change is written through.
  */
 import { HearthError } from "../shared/errors.ts";
-import { parseProjectSchema, type ProjectSchema } from "../shared/schema.ts";
+import { type ProjectSchema, parseProjectSchema } from "../shared/schema.ts";
 import { planMigration } from "./migrate.ts";
 import { SchemaIndex } from "./schema-index.ts";
-import { WAL_DDL, walTriggerStatements } from "./wal.ts";
+import { dropWalTriggerStatements, WAL_DDL, walTriggerStatements } from "./wal.ts";
 
 const META_DDL = [
   "CREATE TABLE IF NOT EXISTS _hearth_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -47,7 +47,11 @@ export class ProjectState {
     this.storage.transactionSync(() => {
       this.sql.exec("INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('project_id', ?)", projectId);
       for (const k of keys) {
-        this.sql.exec("INSERT OR REPLACE INTO _hearth_keys (id, role, revoked) VALUES (?, ?, 0)", k.id, k.role);
+        this.sql.exec(
+          "INSERT OR REPLACE INTO _hearth_keys (id, role, revoked) VALUES (?, ?, 0)",
+          k.id,
+          k.role,
+        );
       }
     });
     this.projectId = projectId;
@@ -82,11 +86,20 @@ export class ProjectState {
     const changed = plan.statements.length > 0 || JSON.stringify(current) !== JSON.stringify(stored);
     if (changed) {
       this.storage.transactionSync(() => {
+        // Triggers name every column: drop them first so DROP COLUMN and table rebuilds can run.
+        if (this.schema) {
+          for (const table of this.schema.tables.values()) {
+            for (const statement of dropWalTriggerStatements(table.name)) this.sql.exec(statement);
+          }
+        }
         for (const statement of plan.statements) this.sql.exec(statement);
         for (const table of index.tables.values()) {
           for (const statement of walTriggerStatements(table)) this.sql.exec(statement);
         }
-        this.sql.exec("INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('schema', ?)", JSON.stringify(stored));
+        this.sql.exec(
+          "INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('schema', ?)",
+          JSON.stringify(stored),
+        );
         this.sql.exec(
           "INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('schema_version', ?)",
           String(this.schemaVersion + 1),

@@ -105,7 +105,14 @@ export function buildLevel(
       const rel = schema.relationship(table.name, item.relation, item.hint);
       const key = item.alias ?? item.relation;
       const childPath = path === "" ? key : `${path}.${key}`;
-      const child = buildLevel(schema, principal, schema.table(rel.foreignTable), item.select, plan, childPath);
+      const child = buildLevel(
+        schema,
+        principal,
+        schema.table(rel.foreignTable),
+        item.select,
+        plan,
+        childPath,
+      );
       level.embeds.push({
         key,
         path: childPath,
@@ -120,9 +127,13 @@ export function buildLevel(
   for (const key of Object.keys(plan.embedded)) {
     const parent = key.includes(".") ? key.slice(0, key.lastIndexOf(".")) : "";
     if (parent === path && !level.embeds.some((e) => e.path === key)) {
-      throw new HearthError("PGRST108", `'${key.slice(key.lastIndexOf(".") + 1)}' is not an embedded resource in this request`, {
-        hint: `Verify that '${key}' is included in the 'select' query parameter.`,
-      });
+      throw new HearthError(
+        "PGRST108",
+        `'${key.slice(key.lastIndexOf(".") + 1)}' is not an embedded resource in this request`,
+        {
+          hint: `Verify that '${key}' is included in the 'select' query parameter.`,
+        },
+      );
     }
   }
   return level;
@@ -135,7 +146,9 @@ function nextAlias(): string {
 }
 
 function accessSql(level: Level, alias: string, params: SqlParams): string {
-  return level.access.kind === "own" ? `${alias}.${quoteIdent(OWNER_COLUMN)} = ${params.add(level.access.ownerId)}` : "1";
+  return level.access.kind === "own"
+    ? `${alias}.${quoteIdent(OWNER_COLUMN)} = ${params.add(level.access.ownerId)}`
+    : "1";
 }
 
 /** Correlated EXISTS over an embed's rows (its own filters and policy included). */
@@ -160,7 +173,10 @@ export function levelWhere(schema: SchemaIndex, level: Level, alias: string, par
       const embed = level.embeds.find((e) => e.key === f.field.column && f.field.path.length === 0);
       if (!embed) return null;
       if (f.op !== "is" || (f.value !== "null" && f.value !== "not_null")) {
-        throw new HearthError("PGRST120", `Only is.null or not.is.null filters are allowed on embedded resources ('${f.field.column}')`);
+        throw new HearthError(
+          "PGRST120",
+          `Only is.null or not.is.null filters are allowed on embedded resources ('${f.field.column}')`,
+        );
       }
       const exists = existsSql(schema, embed, alias, params);
       return f.value === "null" ? `NOT ${exists}` : exists;
@@ -171,7 +187,13 @@ export function levelWhere(schema: SchemaIndex, level: Level, alias: string, par
   return parts.filter((p) => p !== "1").join(" AND ") || "1";
 }
 
-function orderSql(schema: SchemaIndex, level: Level, alias: string, params: SqlParams, order: OrderTerm[]): string {
+function orderSql(
+  schema: SchemaIndex,
+  level: Level,
+  alias: string,
+  params: SqlParams,
+  order: OrderTerm[],
+): string {
   const terms = order.map((term) => {
     let expr: string;
     if (term.relation) {
@@ -246,7 +268,15 @@ export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opt
     ` LIMIT ${params.add(limit)} OFFSET ${params.add(opts.offset ?? 0)}`;
   const raws = sql.exec(text, ...params.values).toArray() as Row[];
   const rows = raws.map((r) => convertRow(schema, level, r));
-  level.embeds.forEach((embed, i) => attachEmbed(sql, schema, embed, raws.map((r) => r[`k${i}`]), rows));
+  for (const [i, embed] of level.embeds.entries()) {
+    attachEmbed(
+      sql,
+      schema,
+      embed,
+      raws.map((r) => r[`k${i}`]),
+      rows,
+    );
+  }
   return rows;
 }
 
@@ -264,7 +294,15 @@ function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: u
       ` WHERE ${where} ORDER BY ${orderSql(schema, child, alias, params, child.mods.order)}`;
     const raws = sql.exec(text, ...params.values).toArray() as Row[];
     const childRows = raws.map((r) => convertRow(schema, child, r));
-    child.embeds.forEach((e, i) => attachEmbed(sql, schema, e, raws.map((r) => r[`k${i}`]), childRows));
+    for (const [i, e] of child.embeds.entries()) {
+      attachEmbed(
+        sql,
+        schema,
+        e,
+        raws.map((r) => r[`k${i}`]),
+        childRows,
+      );
+    }
     raws.forEach((r, i) => {
       const list = byKey.get(r.corr) ?? [];
       list.push(childRows[i]!);
@@ -298,7 +336,10 @@ export function countLevel(sql: SqlStorage, schema: SchemaIndex, level: Level): 
   const alias = nextAlias();
   const where = levelWhere(schema, level, alias, params);
   const row = sql
-    .exec(`SELECT count(*) AS n FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`, ...params.values)
+    .exec(
+      `SELECT count(*) AS n FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`,
+      ...params.values,
+    )
     .one();
   return Number(row.n);
 }

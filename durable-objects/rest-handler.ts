@@ -6,7 +6,7 @@
  */
 import { HearthError } from "../shared/errors.ts";
 import type { Principal } from "../shared/principal.ts";
-import { readRowBatch, type RowBatch } from "../shared/rest/bodies.ts";
+import { type RowBatch, readRowBatch } from "../shared/rest/bodies.ts";
 import { buildOpenApi } from "../shared/rest/openapi.ts";
 import { type AcceptMedia, parseAcceptMedia, parsePrefer, parseRange } from "../shared/rest/parse-headers.ts";
 import { parseQuery } from "../shared/rest/parse-query.ts";
@@ -15,7 +15,7 @@ import { readAccess, writeAccess } from "./policy.ts";
 import { buildLevel, countLevel, type Level, type Row, runLevel } from "./read.ts";
 import { contentRange, formatBody, respond, singular } from "./rest-response.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
-import { SqlParams } from "./sql-where.ts";
+import type { SqlParams } from "./sql-where.ts";
 import { beginWalTx, walCountsOf } from "./wal.ts";
 import { deleteRows, insertBatch, type PrimaryKey, pkFilter, selectTargets, updateRows } from "./write.ts";
 
@@ -30,7 +30,10 @@ export interface RestContext {
   baseUrl: string;
 }
 
-function preferenceApplied(prefer: Prefer, applied: Partial<Record<"resolution" | "missing" | "return" | "count", boolean>>): Record<string, string> {
+function preferenceApplied(
+  prefer: Prefer,
+  applied: Partial<Record<"resolution" | "missing" | "return" | "count", boolean>>,
+): Record<string, string> {
   const parts: string[] = [];
   if (applied.resolution && prefer.resolution) parts.push(`resolution=${prefer.resolution}`);
   if (applied.missing && prefer.missing) parts.push(`missing=${prefer.missing}`);
@@ -51,20 +54,29 @@ export async function handleRest(ctx: RestContext, request: Request, subpath: st
   const url = new URL(request.url);
   const method = request.method.toUpperCase();
   if (subpath === "" || subpath === "/") {
-    if (method !== "GET" && method !== "HEAD") throw new HearthError("PGRST117", `Unsupported HTTP method: ${method}`);
+    if (method !== "GET" && method !== "HEAD")
+      throw new HearthError("PGRST117", `Unsupported HTTP method: ${method}`);
     return openApi(ctx, request);
   }
   const segments = subpath.slice(1).split("/");
   if (segments[0] === "rpc") {
-    throw new HearthError("PGRST202", `Could not find the function ${segments.slice(1).join("/")} in the schema cache`, {
-      hint: "Hearth has no database functions yet; vector_search and friends arrive with later issues.",
-    });
+    throw new HearthError(
+      "PGRST202",
+      `Could not find the function ${segments.slice(1).join("/")} in the schema cache`,
+      {
+        hint: "Hearth has no database functions yet; vector_search and friends arrive with later issues.",
+      },
+    );
   }
-  if (segments.length !== 1) throw new HearthError("PGRST125", `Invalid path specified in request URL: ${subpath}`);
+  if (segments.length !== 1)
+    throw new HearthError("PGRST125", `Invalid path specified in request URL: ${subpath}`);
   const table = ctx.schema.table(decodeURIComponent(segments[0]!));
   const accept = parseAcceptMedia(request.headers.get("accept"));
   if (!accept || accept.format === "openapi") {
-    throw new HearthError("PGRST107", `None of these media types are available: ${request.headers.get("accept")}`);
+    throw new HearthError(
+      "PGRST107",
+      `None of these media types are available: ${request.headers.get("accept")}`,
+    );
   }
   // Headers.get joins repeated Prefer headers with ", ", which parsePrefer splits again.
   const preferHeader = request.headers.get("prefer");
@@ -104,7 +116,12 @@ function openApi(ctx: RestContext, request: Request): Response {
     })
     .map((t) => t.name);
   const doc = buildOpenApi(ctx.schema.schema, { serverUrl: ctx.baseUrl, tables });
-  return respond(200, JSON.stringify(doc), { "content-type": "application/openapi+json; charset=utf-8" }, ctx.requestId);
+  return respond(
+    200,
+    JSON.stringify(doc),
+    { "content-type": "application/openapi+json; charset=utf-8" },
+    ctx.requestId,
+  );
 }
 
 function pagingOf(plan: QueryPlan, request: Request): { offset: number; limit?: number } {
@@ -138,7 +155,11 @@ function read(
     });
   }
   const rows = paging.limit === 0 ? [] : runLevel(ctx.sql, ctx.schema, level, paging);
-  const { body, type } = formatBody(rows, accept, level.fields.map((f) => f.key));
+  const { body, type } = formatBody(
+    rows,
+    accept,
+    level.fields.map((f) => f.key),
+  );
   const partial = total !== null && rows.length < total && !(rows.length === 0 && total === 0);
   const status = partial ? 206 : 200;
   return respond(
@@ -154,16 +175,24 @@ function read(
 }
 
 async function bodyOf(ctx: RestContext, request: Request, plan: QueryPlan): Promise<RowBatch> {
-  return readRowBatch(request, { maxBytes: ctx.maxBodyBytes, ...(plan.columns ? { columns: plan.columns } : {}) });
+  return readRowBatch(request, {
+    maxBytes: ctx.maxBodyBytes,
+    ...(plan.columns ? { columns: plan.columns } : {}),
+  });
 }
 
 /** The representation of written rows, re-read through the read path (embeds included). */
 function representation(ctx: RestContext, level: Level, keys: PrimaryKey[]): Row[] {
   if (keys.length === 0) return [];
-  const rows = runLevel(ctx.sql, ctx.schema, { ...level, mods: { ...level.mods, order: [] } }, {
-    limit: Number.MAX_SAFE_INTEGER,
-    rootFilter: (alias: string, params: SqlParams) => pkFilter(level.table, keys, alias, params),
-  });
+  const rows = runLevel(
+    ctx.sql,
+    ctx.schema,
+    { ...level, mods: { ...level.mods, order: [] } },
+    {
+      limit: Number.MAX_SAFE_INTEGER,
+      rootFilter: (alias: string, params: SqlParams) => pkFilter(level.table, keys, alias, params),
+    },
+  );
   return rows;
 }
 
@@ -180,7 +209,11 @@ function writeResponse(
   const headers: Record<string, string> = { ...extra };
   if (prefer.count) headers["content-range"] = `*/${count}`;
   if (rows === null) return respond(status === 200 ? 204 : status, null, headers, ctx.requestId);
-  const { body, type } = formatBody(rows, accept, level.fields.map((f) => f.key));
+  const { body, type } = formatBody(
+    rows,
+    accept,
+    level.fields.map((f) => f.key),
+  );
   headers["content-type"] = type;
   return respond(status, body, headers, ctx.requestId);
 }
@@ -213,7 +246,8 @@ async function insert(
     const counts = walCountsOf(ctx.sql, tx);
     const rows = wantRows ? representation(ctx, level, keys) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
-    if (accept.format === "object" && !wantRows && keys.length !== 1 && prefer.return !== "minimal") singular([]);
+    if (accept.format === "object" && !wantRows && keys.length !== 1 && prefer.return !== "minimal")
+      singular([]);
     return { keys, counts, rows };
   });
   // PostgREST: 201 when anything was inserted, 200 when an upsert only updated (or did nothing).
@@ -226,7 +260,9 @@ async function insert(
   });
   if (prefer.return === "headers-only" && result.keys.length === 1) {
     const key = result.keys[0]!;
-    const q = table.primaryKey.map((c, i) => `${c}=${key[i] === null ? "is.null" : `eq.${key[i]}`}`).join("&");
+    const q = table.primaryKey
+      .map((c, i) => `${c}=${key[i] === null ? "is.null" : `eq.${key[i]}`}`)
+      .join("&");
     extra.location = `/${table.name}?${q}`;
   }
   return writeResponse(ctx, status, result.rows, result.keys.length, prefer, accept, level, extra);
@@ -275,12 +311,21 @@ async function update(
     if (accept.format === "object" && wantRows) singular(rows!);
     return { keys, rows };
   });
-  const extra = preferenceApplied(prefer, { return: prefer.return !== undefined, count: prefer.count !== undefined });
+  const extra = preferenceApplied(prefer, {
+    return: prefer.return !== undefined,
+    count: prefer.count !== undefined,
+  });
   if (result.keys.length > 0) extra["content-range"] = `0-${result.keys.length - 1}/*`;
   return writeResponse(ctx, 200, result.rows, result.keys.length, prefer, accept, level, extra);
 }
 
-function remove(ctx: RestContext, table: TableInfo, plan: QueryPlan, prefer: Prefer, accept: AcceptMedia): Response {
+function remove(
+  ctx: RestContext,
+  table: TableInfo,
+  plan: QueryPlan,
+  prefer: Prefer,
+  accept: AcceptMedia,
+): Response {
   writeAccess(ctx.principal, table);
   requireFilter(plan, prefer, "DELETE");
   const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
@@ -294,6 +339,9 @@ function remove(ctx: RestContext, table: TableInfo, plan: QueryPlan, prefer: Pre
     if (accept.format === "object" && wantRows) singular(rows!);
     return { n, rows };
   });
-  const extra = preferenceApplied(prefer, { return: prefer.return !== undefined, count: prefer.count !== undefined });
+  const extra = preferenceApplied(prefer, {
+    return: prefer.return !== undefined,
+    count: prefer.count !== undefined,
+  });
   return writeResponse(ctx, 200, result.rows, result.n, prefer, accept, level, extra);
 }

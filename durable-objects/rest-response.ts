@@ -19,10 +19,17 @@ function stripNulls(row: Row): Row {
   return Object.fromEntries(Object.entries(row).filter(([, v]) => v !== null));
 }
 
-export function formatBody(rows: Row[], accept: AcceptMedia, columns: string[]): { body: string; type: string } {
+export function formatBody(
+  rows: Row[],
+  accept: AcceptMedia,
+  columns: string[],
+): { body: string; type: string } {
   switch (accept.format) {
     case "csv":
-      return { body: toCsv(rows.length > 0 ? Object.keys(rows[0]!) : columns, rows), type: "text/csv; charset=utf-8" };
+      return {
+        body: toCsv(rows.length > 0 ? Object.keys(rows[0]!) : columns, rows),
+        type: "text/csv; charset=utf-8",
+      };
     case "object": {
       const row = singular(rows);
       return {
@@ -47,5 +54,8 @@ export function respond(
   headers: Record<string, string>,
   requestId: string,
 ): Response {
-  return new Response(status === 204 ? null : body, { status, headers: { ...headers, [REQUEST_ID_HEADER]: requestId } });
+  return new Response(status === 204 ? null : body, {
+    status,
+    headers: { ...headers, [REQUEST_ID_HEADER]: requestId },
+  });
 }

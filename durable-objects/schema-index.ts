@@ -129,7 +129,7 @@ export class SchemaIndex {
         "PGRST200",
         `Could not find a relationship between '${table}' and '${rel}' in the schema cache`,
         {
-          hint: "Embedding follows foreign keys declared with \"references\" in the schema.",
+          hint: 'Embedding follows foreign keys declared with "references" in the schema.',
           details: `Searched for a foreign key relationship between '${table}' and '${rel}'${hint ? ` using the hint '${hint}'` : ""}.`,
         },
       );
@@ -140,7 +140,11 @@ export class SchemaIndex {
         `Could not embed because more than one relationship was found for '${table}' and '${rel}'`,
         {
           details: JSON.stringify(
-            found.map((r) => ({ cardinality: r.kind, embedding: `${table} with ${r.foreignTable}`, relationship: r.constraint })),
+            found.map((r) => ({
+              cardinality: r.kind,
+              embedding: `${table} with ${r.foreignTable}`,
+              relationship: r.constraint,
+            })),
           ),
           hint: `Try changing '${rel}' to one of the following: ${found.map((r) => `'${rel}!${r.constraint}'`).join(", ")}.`,
         },

@@ -141,11 +141,15 @@ function arrayValues(value: string): unknown[] {
 
 function containment(ctx: WhereContext, f: Filter, field: CompiledField): string {
   if (field.kind !== "json" && field.kind !== "json-value") {
-    throw new HearthError("42883", `operator ${f.op} applies to json columns; "${field.column}" is ${field.kind}`);
+    throw new HearthError(
+      "42883",
+      `operator ${f.op} applies to json columns; "${field.column}" is ${field.kind}`,
+    );
   }
   let needle: unknown;
   try {
-    needle = f.value.trim().startsWith("{") && f.value.includes(":") ? JSON.parse(f.value) : arrayValues(f.value);
+    needle =
+      f.value.trim().startsWith("{") && f.value.includes(":") ? JSON.parse(f.value) : arrayValues(f.value);
   } catch {
     throw new HearthError("22P02", `invalid input syntax for ${f.op}: "${f.value.slice(0, 80)}"`, {
       hint: 'Use a JSON array ["a","b"], an array literal {a,b}, or a JSON object {"k":1}.',
@@ -181,7 +185,8 @@ function compileFilter(ctx: WhereContext, f: Filter): string {
     case "ilike": {
       const one = (v: string) => {
         if (f.op === "like") return `${textOf(field)} GLOB ${ctx.params.add(likeToGlob(v))}`;
-        if (f.op === "ilike") return `${textOf(field)} LIKE ${ctx.params.add(v.replaceAll("*", "%"))} ESCAPE '\\'`;
+        if (f.op === "ilike")
+          return `${textOf(field)} LIKE ${ctx.params.add(v.replaceAll("*", "%"))} ESCAPE '\\'`;
         return `${field.sql} ${CMP[f.op]} ${ctx.params.add(castValue(field.kind, v, field.column))}`;
       };
       if (f.quantifier) {
@@ -213,13 +218,16 @@ function compileFilter(ctx: WhereContext, f: Filter): string {
         case "true":
         case "false":
           if (field.kind !== "boolean") {
-            throw new HearthError("42883", `is.${f.value} applies to boolean columns; "${field.column}" is ${field.kind}`);
+            throw new HearthError(
+              "42883",
+              `is.${f.value} applies to boolean columns; "${field.column}" is ${field.kind}`,
+            );
           }
           sql = `${field.sql} IS ${f.value === "true" ? 1 : 0}`;
           break;
         default:
           throw new HearthError("PGRST100", `failed to parse filter (is.${f.value})`, {
-            details: 'is accepts null, not_null, true, false or unknown',
+            details: "is accepts null, not_null, true, false or unknown",
           });
       }
       break;
@@ -232,9 +240,13 @@ function compileFilter(ctx: WhereContext, f: Filter): string {
       sql = containment(ctx, f, field);
       break;
     default:
-      throw new HearthError("HEARTH_UNSUPPORTED", `The filter operator "${f.op}" is not supported by Hearth`, {
-        hint: "Supported: eq neq gt gte lt lte like ilike in is isdistinct cs cd ov, with not. and or/and trees.",
-      });
+      throw new HearthError(
+        "HEARTH_UNSUPPORTED",
+        `The filter operator "${f.op}" is not supported by Hearth`,
+        {
+          hint: "Supported: eq neq gt gte lt lte like ilike in is isdistinct cs cd ov, with not. and or/and trees.",
+        },
+      );
   }
   return f.negate ? `NOT (${sql})` : sql;
 }
@@ -244,7 +256,9 @@ export function compileCondition(ctx: WhereContext, c: Condition): string {
   if (c.children.length === 0) {
     throw new HearthError("PGRST100", `failed to parse logic tree: ${c.type}=() is empty`);
   }
-  const inner = c.children.map((child) => compileCondition(ctx, child)).join(c.type === "and" ? " AND " : " OR ");
+  const inner = c.children
+    .map((child) => compileCondition(ctx, child))
+    .join(c.type === "and" ? " AND " : " OR ");
   return c.negate ? `NOT (${inner})` : `(${inner})`;
 }
 

@@ -15,16 +15,24 @@ export function mapSqliteError(err: unknown): unknown {
   let m = /UNIQUE constraint failed: ([^\s,]+)/.exec(msg);
   if (m) {
     const { table, column } = splitQualified(m[1]!);
-    return new HearthError("23505", `duplicate key value violates unique constraint "${table}_${column}_key"`, {
-      details: `Key (${column}) already exists.`,
-    });
+    return new HearthError(
+      "23505",
+      `duplicate key value violates unique constraint "${table}_${column}_key"`,
+      {
+        details: `Key (${column}) already exists.`,
+      },
+    );
   }
   m = /NOT NULL constraint failed: (\S+)/.exec(msg);
   if (m) {
     const { table, column } = splitQualified(m[1]!);
-    return new HearthError("23502", `null value in column "${column}" of relation "${table}" violates not-null constraint`, {
-      details: "Failing row contains a null in a column declared notNull.",
-    });
+    return new HearthError(
+      "23502",
+      `null value in column "${column}" of relation "${table}" violates not-null constraint`,
+      {
+        details: "Failing row contains a null in a column declared notNull.",
+      },
+    );
   }
   if (/FOREIGN KEY constraint failed/.test(msg)) {
     return new HearthError("23503", "insert or update violates a foreign key constraint", {
@@ -34,7 +42,10 @@ export function mapSqliteError(err: unknown): unknown {
   m = /cannot store (\w+) value in (\w+) column (\S+)/.exec(msg);
   if (m) {
     const { column } = splitQualified(m[3]!);
-    return new HearthError("22P02", `invalid input for column "${column}": a ${m[1]!.toLowerCase()} value is not a ${m[2]!.toLowerCase()}`);
+    return new HearthError(
+      "22P02",
+      `invalid input for column "${column}": a ${m[1]!.toLowerCase()} value is not a ${m[2]!.toLowerCase()}`,
+    );
   }
   if (/CHECK constraint failed/.test(msg)) {
     return new HearthError("23514", "new row violates a check constraint");

@@ -25,7 +25,9 @@ function toInteger(v: unknown, type: ColumnType, column: string): number {
   if (typeof v === "number" && Number.isInteger(v)) {
     if (!Number.isSafeInteger(v)) throw bad(type, v, column);
     if (type === "integer" && (v > 2147483647 || v < -2147483648)) {
-      throw new HearthError("22003", `value ${v} is out of range for type integer`, { details: `column "${column}"` });
+      throw new HearthError("22003", `value ${v} is out of range for type integer`, {
+        details: `column "${column}"`,
+      });
     }
     return v;
   }

@@ -5,8 +5,9 @@
  * one never does. Rows are stored in wire form (booleans true/false, json as JSON, bytes
  * as "\x.." hex), ready for realtime, sync and flush.
  */
-import type { ColumnInfo, TableInfo } from "./schema-index.ts";
+
 import { quoteIdent } from "./migrate.ts";
+import type { ColumnInfo, TableInfo } from "./schema-index.ts";
 
 export const WAL_DDL = [
   `CREATE TABLE IF NOT EXISTS _hearth_state (id INTEGER PRIMARY KEY CHECK (id = 1), tx INTEGER NOT NULL, ts INTEGER NOT NULL)`,
@@ -77,15 +78,18 @@ function triggerName(op: string, table: string): string {
   return quoteIdent(`_hearth_wal_${op}_${table}`);
 }
 
+export function dropWalTriggerStatements(table: string): string[] {
+  return ["i", "u", "d"].map((op) => `DROP TRIGGER IF EXISTS ${triggerName(op, table)}`);
+}
+
 /** Drops and re-creates the three WAL triggers of a table (after any migration). */
 export function walTriggerStatements(table: TableInfo): string[] {
   const t = quoteIdent(table.name);
-  const pk = (ref: string) => `json_array(${table.primaryKey.map((c) => `${ref}.${quoteIdent(c)}`).join(", ")})`;
+  const pk = (ref: string) =>
+    `json_array(${table.primaryKey.map((c) => `${ref}.${quoteIdent(c)}`).join(", ")})`;
   const head = `INSERT INTO _hearth_wal (tx, ts, tbl, op, pk, new, old) VALUES ((SELECT tx FROM _hearth_state WHERE id = 1), (SELECT ts FROM _hearth_state WHERE id = 1), ${sqlString(table.name)}`;
   return [
-    `DROP TRIGGER IF EXISTS ${triggerName("i", table.name)}`,
-    `DROP TRIGGER IF EXISTS ${triggerName("u", table.name)}`,
-    `DROP TRIGGER IF EXISTS ${triggerName("d", table.name)}`,
+    ...dropWalTriggerStatements(table.name),
     `CREATE TRIGGER ${triggerName("i", table.name)} AFTER INSERT ON ${t} BEGIN ${head}, 'INSERT', ${pk("NEW")}, ${rowJson("NEW", table)}, NULL); END`,
     `CREATE TRIGGER ${triggerName("u", table.name)} AFTER UPDATE ON ${t} BEGIN ${head}, 'UPDATE', ${pk("NEW")}, ${rowJson("NEW", table)}, ${rowJson("OLD", table)}); END`,
     `CREATE TRIGGER ${triggerName("d", table.name)} AFTER DELETE ON ${t} BEGIN ${head}, 'DELETE', ${pk("OLD")}, NULL, ${rowJson("OLD", table)}); END`,
@@ -94,7 +98,9 @@ export function walTriggerStatements(table: TableInfo): string[] {
 
 /** Starts a write transaction's WAL group; call inside transactionSync before writing. */
 export function beginWalTx(sql: SqlStorage): number {
-  const row = sql.exec("UPDATE _hearth_state SET tx = tx + 1, ts = ? WHERE id = 1 RETURNING tx", Date.now()).one();
+  const row = sql
+    .exec("UPDATE _hearth_state SET tx = tx + 1, ts = ? WHERE id = 1 RETURNING tx", Date.now())
+    .one();
   return Number(row.tx);
 }
 
@@ -108,7 +114,11 @@ export function walCountsOf(sql: SqlStorage, tx: number): Record<WalOp, number> 
 
 export function readWal(sql: SqlStorage, afterLsn: number, limit: number): WalEntry[] {
   return sql
-    .exec("SELECT lsn, tx, ts, tbl, op, pk, new, old FROM _hearth_wal WHERE lsn > ? ORDER BY lsn LIMIT ?", afterLsn, limit)
+    .exec(
+      "SELECT lsn, tx, ts, tbl, op, pk, new, old FROM _hearth_wal WHERE lsn > ? ORDER BY lsn LIMIT ?",
+      afterLsn,
+      limit,
+    )
     .toArray()
     .map((r) => ({
       lsn: Number(r.lsn),

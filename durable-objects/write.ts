@@ -12,8 +12,8 @@ import { quoteIdent } from "./migrate.ts";
 import type { Access } from "./policy.ts";
 import { type Level, levelWhere } from "./read.ts";
 import type { ColumnInfo, SchemaIndex, TableInfo } from "./schema-index.ts";
-import { mapSqliteError } from "./sqlite-errors.ts";
 import { SqlParams } from "./sql-where.ts";
+import { mapSqliteError } from "./sqlite-errors.ts";
 import { bytesToHex, type StorageValue, toStorage } from "./values.ts";
 
 const ROWS_PER_STATEMENT = 2000;
@@ -21,16 +21,21 @@ const ROWS_PER_STATEMENT = 2000;
 export type PrimaryKey = unknown[];
 
 function unknownColumn(table: TableInfo, column: string): HearthError {
-  return new HearthError("PGRST204", `Could not find the '${column}' column of '${table.name}' in the schema cache`, {
-    hint: `Columns of ${table.name}: ${[...table.columns.keys()].join(", ")}`,
-  });
+  return new HearthError(
+    "PGRST204",
+    `Could not find the '${column}' column of '${table.name}' in the schema cache`,
+    {
+      hint: `Columns of ${table.name}: ${[...table.columns.keys()].join(", ")}`,
+    },
+  );
 }
 
 function defaultValue(col: ColumnInfo): StorageValue | typeof MISSING {
   const d = col.def.default;
   if (d === undefined || d === "increment") return MISSING;
   if (d === "random") return crypto.randomUUID();
-  if (d === "now") return col.type === "date" ? new Date().toISOString().slice(0, 10) : new Date().toISOString();
+  if (d === "now")
+    return col.type === "date" ? new Date().toISOString().slice(0, 10) : new Date().toISOString();
   return toStorage(col.type, d, col.name);
 }
 
@@ -56,7 +61,12 @@ export interface InsertOptions {
 }
 
 /** Inserts (or upserts) a batch; returns the primary keys of the rows written, in order. */
-export function insertBatch(sql: SqlStorage, table: TableInfo, batch: RowBatch, opts: InsertOptions): PrimaryKey[] {
+export function insertBatch(
+  sql: SqlStorage,
+  table: TableInfo,
+  batch: RowBatch,
+  opts: InsertOptions,
+): PrimaryKey[] {
   for (const c of batch.columns) if (!table.columns.has(c)) throw unknownColumn(table, c);
   if (opts.upsert) {
     for (const c of opts.upsert.target) if (!table.columns.has(c)) throw unknownColumn(table, c);
@@ -83,7 +93,9 @@ export function insertBatch(sql: SqlStorage, table: TableInfo, batch: RowBatch, 
         } else v = defaultValue(col);
         if (j === ownerAt) {
           if (v !== null && v !== MISSING && v !== own) {
-            throw new HearthError("42501", `${OWNER_COLUMN} must be the caller's own account id`, { status: 403 });
+            throw new HearthError("42501", `${OWNER_COLUMN} must be the caller's own account id`, {
+              status: 403,
+            });
           }
           v = own;
         }
@@ -108,7 +120,10 @@ export function insertBatch(sql: SqlStorage, table: TableInfo, batch: RowBatch, 
       const sets = (updates.length > 0 ? updates : [opts.upsert.target[0]!])
         .map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`)
         .join(", ");
-      const guard = own !== null ? ` WHERE ${quoteIdent(table.name)}.${quoteIdent(OWNER_COLUMN)} = excluded.${quoteIdent(OWNER_COLUMN)}` : "";
+      const guard =
+        own !== null
+          ? ` WHERE ${quoteIdent(table.name)}.${quoteIdent(OWNER_COLUMN)} = excluded.${quoteIdent(OWNER_COLUMN)}`
+          : "";
       conflict = ` ON CONFLICT (${target}) DO UPDATE SET ${sets}${guard}`;
     }
   }
@@ -145,7 +160,12 @@ export function pkFilter(table: TableInfo, keys: PrimaryKey[], alias: string, pa
 }
 
 /** Primary keys of the rows a write's filters select (with order/limit when given). */
-export function selectTargets(sql: SqlStorage, schema: SchemaIndex, level: Level, limit?: number): PrimaryKey[] {
+export function selectTargets(
+  sql: SqlStorage,
+  schema: SchemaIndex,
+  level: Level,
+  limit?: number,
+): PrimaryKey[] {
   const params = new SqlParams();
   const alias = "w";
   const where = levelWhere(schema, level, alias, params);
@@ -173,7 +193,10 @@ export function updateRows(
     if (c === OWNER_COLUMN && access.kind === "own" && raw !== access.ownerId) {
       throw new HearthError("42501", `${OWNER_COLUMN} cannot be changed`, { status: 403 });
     }
-    const v = raw === MISSING || raw === undefined ? null : toStorage(col.type, raw, col.name, typeof raw === "string" && col.type !== "text");
+    const v =
+      raw === MISSING || raw === undefined
+        ? null
+        : toStorage(col.type, raw, col.name, typeof raw === "string" && col.type !== "text");
     return `${quoteIdent(c)} = ${col.type === "bytes" && v !== null ? `unhex(${params.add(jsonSafe(v))})` : params.add(v)}`;
   });
   const pk = table.primaryKey.map((c) => quoteIdent(c)).join(", ");
@@ -200,7 +223,9 @@ export function deleteRows(sql: SqlStorage, table: TableInfo, keys: PrimaryKey[]
       const p = new SqlParams();
       const where = pkFilter(table, keys.slice(i, i + ROWS_PER_STATEMENT), quoteIdent(table.name), p);
       // Count RETURNING rows: rowsWritten would include the WAL rows the triggers add.
-      n += Array.from(sql.exec(`DELETE FROM ${quoteIdent(table.name)} WHERE ${where} RETURNING 1`, ...p.values).raw()).length;
+      n += Array.from(
+        sql.exec(`DELETE FROM ${quoteIdent(table.name)} WHERE ${where} RETURNING 1`, ...p.values).raw(),
+      ).length;
     }
   } catch (err) {
     throw mapSqliteError(err);

@@ -111,7 +111,11 @@ export function toErrorResponseParts(err: unknown): { status: number; body: Erro
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
-export function errorResponse(err: unknown, requestId: string, extraHeaders: Record<string, string> = {}): Response {
+export function errorResponse(
+  err: unknown,
+  requestId: string,
+  extraHeaders: Record<string, string> = {},
+): Response {
   const { status, body } = toErrorResponseParts(err);
   if (status >= 500 && !(err instanceof HearthError)) {
     console.error(`[${requestId}] unexpected error`, err);

@@ -65,7 +65,10 @@ describe("table policies for account tokens", () => {
     await account("bob");
     await member(p.id, "reader", "reader");
     await member(p.id, "writer", "writer");
-    [alice, bob, reader, writer] = await Promise.all(["alice", "bob", "reader", "writer"].map(accessToken));
+    alice = await accessToken("alice");
+    bob = await accessToken("bob");
+    reader = await accessToken("reader");
+    writer = await accessToken("writer");
   });
 
   it("owner: each caller reads and writes only its own rows", async () => {
@@ -75,11 +78,20 @@ describe("table policies for account tokens", () => {
     expect(res.status).toBe(201);
     res = await rest(p, "/notes?select=id,text,owner_id", { key: alice });
     expect(await res.json()).toEqual([{ id: 1, text: "alice's", owner_id: "alice" }]);
-    res = await rest(p, "/notes?id=eq.1", { method: "PATCH", key: bob, body: { text: "hacked" }, headers: { prefer: "return=representation" } });
+    res = await rest(p, "/notes?id=eq.1", {
+      method: "PATCH",
+      key: bob,
+      body: { text: "hacked" },
+      headers: { prefer: "return=representation" },
+    });
     expect(await res.json()).toEqual([]);
     res = await rest(p, "/notes?id=eq.1", { method: "DELETE", key: bob });
     expect(res.status).toBe(204);
-    res = await rest(p, "/notes", { method: "POST", key: bob, body: { id: 3, text: "as alice", owner_id: "alice" } });
+    res = await rest(p, "/notes", {
+      method: "POST",
+      key: bob,
+      body: { id: 3, text: "as alice", owner_id: "alice" },
+    });
     expect(res.status).toBe(403);
     res = await rest(p, "/notes?select=id&order=id");
     expect(await res.json()).toEqual([{ id: 1 }, { id: 2 }]);

@@ -1,6 +1,13 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { BLOG_SCHEMA, call, createProject, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import {
+  BLOG_SCHEMA,
+  call,
+  createProject,
+  projectWithSchema,
+  rest,
+  type TestProject,
+} from "./helpers/api.ts";
 
 const A1 = "11111111-1111-4111-8111-111111111111";
 const A2 = "22222222-2222-4222-8222-222222222222";
@@ -38,7 +45,12 @@ describe("REST core", () => {
     expect(res.headers.get("content-range")).toBe("0-2/*");
     const rows = (await res.json()) as Record<string, unknown>[];
     expect(rows.map((r) => r.id)).toEqual([1, 2, 3]);
-    expect(rows[0]).toMatchObject({ title: "Alpha", published: true, meta: { kind: "note", n: 1 }, score: 1.5 });
+    expect(rows[0]).toMatchObject({
+      title: "Alpha",
+      published: true,
+      meta: { kind: "note", n: 1 },
+      score: 1.5,
+    });
     expect(rows[2]!.published).toBe(true);
     expect(typeof rows[0]!.created_at).toBe("string");
     expect(res.headers.get("x-request-id")).toBeTruthy();
@@ -67,15 +79,18 @@ describe("REST core", () => {
       ["not.or=(id.eq.1,id.eq.2)", [3]],
       ["meta->>kind=eq.essay", [2]],
       ["meta->n=eq.1", [1]],
-      ["meta=cs.{\"kind\":\"note\"}", [1]],
-      ["title=in.(\"Alpha\",Gamma)", [1, 3]],
+      ['meta=cs.{"kind":"note"}', [1]],
+      ['title=in.("Alpha",Gamma)', [1, 3]],
       ["id=eq(any).{1,2}", [1, 2]],
       ["score=isdistinct.1.5", [2, 3]],
     ];
     for (const [q, ids] of cases) {
       const res = await rest(p, `/posts?select=id&order=id&${q}`);
       expect(res.status, q).toBe(200);
-      expect(((await res.json()) as { id: number }[]).map((r) => r.id), q).toEqual(ids);
+      expect(
+        ((await res.json()) as { id: number }[]).map((r) => r.id),
+        q,
+      ).toEqual(ids);
     }
   });
 
@@ -134,7 +149,10 @@ describe("REST core", () => {
   });
 
   it("selects JSON paths, aliases and casts", async () => {
-    const res = await rest(p, "/posts?select=id,kind:meta->>kind,n:meta->n,id_text:id::text&order=id&limit=2");
+    const res = await rest(
+      p,
+      "/posts?select=id,kind:meta->>kind,n:meta->n,id_text:id::text&order=id&limit=2",
+    );
     expect(await res.json()).toEqual([
       { id: 1, kind: "note", n: 1, id_text: "1" },
       { id: 2, kind: "essay", n: 2, id_text: "2" },
@@ -142,7 +160,9 @@ describe("REST core", () => {
   });
 
   it("answers single objects and 406 otherwise", async () => {
-    let res = await rest(p, "/posts?select=id&id=eq.1", { headers: { accept: "application/vnd.pgrst.object+json" } });
+    let res = await rest(p, "/posts?select=id&id=eq.1", {
+      headers: { accept: "application/vnd.pgrst.object+json" },
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ id: 1 });
     res = await rest(p, "/posts?select=id", { headers: { accept: "application/vnd.pgrst.object+json" } });
@@ -180,7 +200,11 @@ describe("REST writes", () => {
     });
     expect(res.status).toBe(201);
     expect(await res.json()).toEqual([{ id: 4, title: "Delta", published: false }]);
-    res = await rest(p, "/posts", { method: "POST", headers: { prefer: "return=headers-only" }, body: { title: "Eps" } });
+    res = await rest(p, "/posts", {
+      method: "POST",
+      headers: { prefer: "return=headers-only" },
+      body: { title: "Eps" },
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get("location")).toBe("/posts?id=eq.5");
   });
@@ -226,13 +250,19 @@ describe("REST writes", () => {
   });
 
   it("bulk inserts NDJSON and CSV", async () => {
-    const ndjson = Array.from({ length: 50 }, (_, i) => JSON.stringify({ title: `nd${i}`, score: i })).join("\n");
-    let res = await rest(p, "/posts", { method: "POST", headers: { "content-type": "application/x-ndjson" }, body: ndjson });
+    const ndjson = Array.from({ length: 50 }, (_, i) => JSON.stringify({ title: `nd${i}`, score: i })).join(
+      "\n",
+    );
+    let res = await rest(p, "/posts", {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: ndjson,
+    });
     expect(res.status).toBe(201);
     res = await rest(p, "/posts", {
       method: "POST",
       headers: { "content-type": "text/csv" },
-      body: "title,score,published\ncsv1,1.25,true\n\"csv,2\",NULL,false",
+      body: 'title,score,published\ncsv1,1.25,true\n"csv,2",NULL,false',
     });
     expect(res.status).toBe(201);
     res = await rest(p, "/posts?select=title,score,published&title=like.csv*&order=title");
@@ -259,7 +289,12 @@ describe("bad input: clear 4xx, nothing written", () => {
 
   it("refuses each class of bad input", async () => {
     const before = await walLast();
-    const cases: [string, { method?: string; headers?: Record<string, string>; body?: unknown; key?: string }, number, string][] = [
+    const cases: [
+      string,
+      { method?: string; headers?: Record<string, string>; body?: unknown; key?: string },
+      number,
+      string,
+    ][] = [
       ["/nope", {}, 404, "PGRST205"],
       ["/posts?select=nope", {}, 400, "42703"],
       ["/posts?id=5", {}, 400, "PGRST100"],
@@ -267,14 +302,29 @@ describe("bad input: clear 4xx, nothing written", () => {
       ["/posts?order=id.sideways", {}, 400, "PGRST100"],
       ["/posts?select=*,nope(*)", {}, 400, "PGRST200"],
       ["/posts?body=eq.x", {}, 400, "HEARTH_UNSUPPORTED"],
-      ["/posts", { method: "POST", body: "{bad json", headers: { "content-type": "application/json" } }, 400, "PGRST102"],
+      [
+        "/posts",
+        { method: "POST", body: "{bad json", headers: { "content-type": "application/json" } },
+        400,
+        "PGRST102",
+      ],
       ["/posts", { method: "POST", body: { nope: 1 } }, 400, "PGRST204"],
       ["/posts", { method: "POST", body: { title: "x", score: "high" } }, 400, "22P02"],
       ["/posts", { method: "POST", body: { score: 1 } }, 400, "23502"],
       ["/posts", { method: "POST", body: [{ title: "a" }, { score: 1 }] }, 400, "PGRST102"],
-      ["/posts", { method: "POST", body: { title: "x", author_id: "33333333-3333-4333-8333-333333333333" } }, 409, "23503"],
+      [
+        "/posts",
+        { method: "POST", body: { title: "x", author_id: "33333333-3333-4333-8333-333333333333" } },
+        409,
+        "23503",
+      ],
       ["/authors", { method: "POST", body: { id: A1, name: "dup" } }, 409, "23505"],
-      ["/posts", { method: "POST", body: "a", headers: { "content-type": "application/xml" } }, 400, "PGRST102"],
+      [
+        "/posts",
+        { method: "POST", body: "a", headers: { "content-type": "application/xml" } },
+        400,
+        "PGRST102",
+      ],
       ["/secrets", { key: p.anonKey }, 401, "42501"],
       ["/posts", { method: "POST", key: p.anonKey, body: { title: "x" } }, 401, "42501"],
       ["/posts", { headers: { accept: "text/html" } }, 406, "PGRST107"],
@@ -291,8 +341,14 @@ describe("bad input: clear 4xx, nothing written", () => {
   });
 
   it("refuses an oversized body with 413", async () => {
-    const big = "x".repeat(Number((env as { HEARTH_MAX_BODY_BYTES?: string }).HEARTH_MAX_BODY_BYTES ?? 67108864) + 10);
-    const res = await rest(p, "/posts", { method: "POST", body: JSON.stringify([{ title: big }]), headers: { "content-type": "application/json" } });
+    const big = "x".repeat(
+      Number((env as { HEARTH_MAX_BODY_BYTES?: string }).HEARTH_MAX_BODY_BYTES ?? 67108864) + 10,
+    );
+    const res = await rest(p, "/posts", {
+      method: "POST",
+      body: JSON.stringify([{ title: big }]),
+      headers: { "content-type": "application/json" },
+    });
     expect(res.status).toBe(413);
   });
 

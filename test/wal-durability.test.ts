@@ -20,7 +20,13 @@ describe("WAL", () => {
     const p = await projectWithSchema(BLOG_SCHEMA);
     const a = "11111111-1111-4111-8111-111111111111";
     await rest(p, "/authors", { method: "POST", body: { id: a, name: "Ada" } });
-    await rest(p, "/posts", { method: "POST", body: [{ title: "one", author_id: a, meta: { x: 1 } }, { title: "two", author_id: null, meta: null }] });
+    await rest(p, "/posts", {
+      method: "POST",
+      body: [
+        { title: "one", author_id: a, meta: { x: 1 } },
+        { title: "two", author_id: null, meta: null },
+      ],
+    });
     await rest(p, "/posts?id=eq.1", { method: "PATCH", body: { published: true } });
     await rest(p, "/posts?id=eq.2", { method: "DELETE" });
     const entries = await wal(p);
@@ -34,7 +40,13 @@ describe("WAL", () => {
     const lsns = entries.map((e) => e.lsn);
     expect([...lsns].sort((x, y) => x - y)).toEqual(lsns);
     expect(new Set(lsns).size).toBe(lsns.length);
-    expect(entries[1]!.new).toMatchObject({ id: 1, title: "one", author_id: a, published: false, meta: { x: 1 } });
+    expect(entries[1]!.new).toMatchObject({
+      id: 1,
+      title: "one",
+      author_id: a,
+      published: false,
+      meta: { x: 1 },
+    });
     expect(entries[3]!.old).toMatchObject({ published: false });
     expect(entries[3]!.new).toMatchObject({ published: true });
     expect(entries[4]!.new).toBeNull();
@@ -57,11 +69,20 @@ describe("WAL", () => {
       },
     });
     await rest(p, "/lists", { method: "POST", body: [{ id: 1, name: "a" }] });
-    await rest(p, "/items", { method: "POST", body: [{ id: 10, list_id: 1 }, { id: 11, list_id: 1 }] });
+    await rest(p, "/items", {
+      method: "POST",
+      body: [
+        { id: 10, list_id: 1 },
+        { id: 11, list_id: 1 },
+      ],
+    });
     await rest(p, "/lists", {
       method: "POST",
       headers: { prefer: "resolution=merge-duplicates" },
-      body: [{ id: 1, name: "b" }, { id: 2, name: "c" }],
+      body: [
+        { id: 1, name: "b" },
+        { id: 2, name: "c" },
+      ],
     });
     const before = (await wal(p)).length;
     await rest(p, "/lists?id=eq.1", { method: "DELETE" });
@@ -71,7 +92,13 @@ describe("WAL", () => {
       ["INSERT", [2]],
     ]);
     const deletes = entries.slice(before).map((e) => [e.table, e.op, e.pk]);
-    expect(deletes).toEqual(expect.arrayContaining([["lists", "DELETE", [1]], ["items", "DELETE", [10]], ["items", "DELETE", [11]]]));
+    expect(deletes).toEqual(
+      expect.arrayContaining([
+        ["lists", "DELETE", [1]],
+        ["items", "DELETE", [10]],
+        ["items", "DELETE", [11]],
+      ]),
+    );
     expect(deletes).toHaveLength(3);
   });
 
@@ -93,7 +120,11 @@ describe("WAL", () => {
     });
     expect(single.status).toBe(406);
     expect((await wal(p)).length).toBe(mid);
-    expect(((await (await rest(p, "/posts?select=title&order=id")).json()) as { title: string }[]).map((r) => r.title)).toEqual(["a", "b"]);
+    expect(
+      ((await (await rest(p, "/posts?select=title&order=id")).json()) as { title: string }[]).map(
+        (r) => r.title,
+      ),
+    ).toEqual(["a", "b"]);
   });
 });
 

@@ -19,7 +19,11 @@ export async function call(path: string, init: Init = {}): Promise<Response> {
   if (init.key) headers.set("authorization", `Bearer ${init.key}`);
   let body: BodyInit | undefined;
   if (init.body !== undefined) {
-    if (typeof init.body === "string" || init.body instanceof Uint8Array || init.body instanceof ReadableStream) {
+    if (
+      typeof init.body === "string" ||
+      init.body instanceof Uint8Array ||
+      init.body instanceof ReadableStream
+    ) {
       body = init.body as BodyInit;
     } else {
       body = JSON.stringify(init.body);

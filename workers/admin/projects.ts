@@ -8,7 +8,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
-import { platformCaller, type Caller } from "../auth/admin.ts";
+import { type Caller, platformCaller } from "../auth/admin.ts";
 import { sha256Hex, signKey } from "../auth/keys.ts";
 import { apiKeys, projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
@@ -16,7 +16,9 @@ import type { AppEnv, Env } from "../env.ts";
 import { deleteProjectBlobs } from "../project/storage.ts";
 
 const CreateProjectSchema = z
-  .object({ name: z.string().trim().min(1, "name must not be empty").max(100, "name must be at most 100 characters") })
+  .object({
+    name: z.string().trim().min(1, "name must not be empty").max(100, "name must be at most 100 characters"),
+  })
   .strict();
 
 const PROJECT_ID = /^[a-z0-9]{20}$/;
@@ -29,11 +31,16 @@ function newProjectId(): string {
 
 type KeyRow = typeof apiKeys.$inferSelect;
 
-async function keysOf(env: Env, rows: KeyRow[]): Promise<{ anonKey: string | null; serviceKey: string | null }> {
+async function keysOf(
+  env: Env,
+  rows: KeyRow[],
+): Promise<{ anonKey: string | null; serviceKey: string | null }> {
   const secret = readConfig(env).jwtSecret;
   const active = rows.filter((r) => !r.revokedAt);
   const sign = (r: KeyRow | undefined) =>
-    r ? signKey(secret, { ref: r.projectId, role: r.role, jti: r.id, iat: r.issuedAt }) : Promise.resolve(null);
+    r
+      ? signKey(secret, { ref: r.projectId, role: r.role, jti: r.id, iat: r.issuedAt })
+      : Promise.resolve(null);
   const [anonKey, serviceKey] = await Promise.all([
     sign(active.find((r) => r.role === "anon")),
     sign(active.find((r) => r.role === "service")),
@@ -74,7 +81,10 @@ projectsRoutes.post("/", async (c) => {
   const parsed = CreateProjectSchema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new HearthError("HEARTH_BAD_REQUEST", `Invalid project: ${issue.path.join(".") || "body"}: ${issue.message}`);
+    throw new HearthError(
+      "HEARTH_BAD_REQUEST",
+      `Invalid project: ${issue.path.join(".") || "body"}: ${issue.message}`,
+    );
   }
   const id = newProjectId();
   const issuedAt = Math.floor(Date.now() / 1000);
@@ -153,7 +163,10 @@ projectsRoutes.get("/:id", async (c) => {
   const caller = await platformCaller(c);
   const { project, role } = await visibleProject(c.env, caller, c.req.param("id"));
   const db = drizzle(c.env.CATALOG);
-  const keys = role === "owner" || role === "admin" ? await keysOf(c.env, await db.select().from(apiKeys).where(eq(apiKeys.projectId, project.id))) : {};
+  const keys =
+    role === "owner" || role === "admin"
+      ? await keysOf(c.env, await db.select().from(apiKeys).where(eq(apiKeys.projectId, project.id)))
+      : {};
   return c.json({
     id: project.id,
     name: project.name,
@@ -169,7 +182,10 @@ projectsRoutes.delete("/:id", async (c) => {
   const { project, role } = await visibleProject(c.env, caller, c.req.param("id"));
   if (role !== "owner") throw new HearthError("HEARTH_FORBIDDEN", "Only the project's owner can delete it.");
   if (project.personal) {
-    throw new HearthError("HEARTH_FORBIDDEN", "A personal project is deleted with its account, not on its own.");
+    throw new HearthError(
+      "HEARTH_FORBIDDEN",
+      "A personal project is deleted with its account, not on its own.",
+    );
   }
   // Catalog first: once the row is gone no new request can authenticate (the DO also
   // forgets its keys), then the data itself.

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HearthError } from "../../shared/errors.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
-import { bearerToken, sha256Hex, verifyToken, type VerifiedToken } from "./keys.ts";
+import { bearerToken, sha256Hex, type VerifiedToken, verifyToken } from "./keys.ts";
 
 export type Caller = { kind: "admin" } | { kind: "account"; accountId: string };
 
@@ -19,14 +19,20 @@ export async function platformCaller(c: Context<AppEnv>): Promise<Caller> {
   const config = readConfig(c.env);
   const token = bearerToken(c.req.raw.headers);
   if (!token) {
-    throw new HearthError("HEARTH_UNAUTHORIZED", "Missing credentials: send `Authorization: Bearer <admin key>`.");
+    throw new HearthError(
+      "HEARTH_UNAUTHORIZED",
+      "Missing credentials: send `Authorization: Bearer <admin key>`.",
+    );
   }
   if (await sameSecret(token, config.adminKey)) return { kind: "admin" };
   let verified: VerifiedToken;
   try {
     verified = await verifyToken(config.jwtSecret, token);
   } catch {
-    throw new HearthError("HEARTH_UNAUTHORIZED", "Invalid credentials: not the admin key nor a valid access token.");
+    throw new HearthError(
+      "HEARTH_UNAUTHORIZED",
+      "Invalid credentials: not the admin key nor a valid access token.",
+    );
   }
   if (verified.kind !== "access") {
     throw new HearthError(

@@ -88,8 +88,7 @@ export async function verifyToken(secret: string, token: string): Promise<Verifi
     if (!asAccess.success) throw invalidToken("JWT claims are not those of a Hearth key or access token");
     verified = { kind: "access", claims: asAccess.data };
   }
-  const expiresAtMs =
-    verified.kind === "access" ? verified.claims.exp * 1000 : Date.now() + 10 * 60 * 1000;
+  const expiresAtMs = verified.kind === "access" ? verified.claims.exp * 1000 : Date.now() + 10 * 60 * 1000;
   if (verifiedCache.size >= VERIFIED_CACHE_MAX) verifiedCache.clear();
   verifiedCache.set(token, { token: verified, expiresAtMs });
   return verified;

@@ -7,7 +7,7 @@ import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { HearthError, REQUEST_ID_HEADER } from "../../shared/errors.ts";
-import { type MemberRole, PRINCIPAL_HEADER, type Principal, PROJECT_HEADER } from "../../shared/principal.ts";
+import { type MemberRole, PRINCIPAL_HEADER, PROJECT_HEADER, type Principal } from "../../shared/principal.ts";
 import { bearerToken, verifyToken } from "../auth/keys.ts";
 import { projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
@@ -15,7 +15,11 @@ import type { AppEnv } from "../env.ts";
 
 const PROJECT_ID = /^[a-z0-9]{20}$/;
 
-async function membershipOf(db: D1Database, projectId: string, accountId: string): Promise<MemberRole | null> {
+async function membershipOf(
+  db: D1Database,
+  projectId: string,
+  accountId: string,
+): Promise<MemberRole | null> {
   const orm = drizzle(db);
   const [project] = await orm
     .select({ owner: projects.ownerAccountId })
