@@ -183,6 +183,8 @@ function encodeStrings(values: string[]): { offsets: Int32Array; data: Uint8Arra
     offsets[i + 1] = offsets[i]! + p.length;
   });
   const data = new Uint8Array(offsets[values.length]!);
-  parts.forEach((p, i) => data.set(p, offsets[i]!));
+  parts.forEach((p, i) => {
+    data.set(p, offsets[i]!);
+  });
   return { offsets, data };
 }
