@@ -1,7 +1,8 @@
 /**
  * SQL text for the project's tables: identifier quoting, the column type mapping, the
  * "effective" table (the declared schema plus what the server adds, such as `owner_id`),
- * index names and CREATE/ALTER statements. planMigration (migrate.ts) decides what to run.
+ * index names, CREATE/ALTER statements and table rebuilds. planMigration (migrate.ts)
+ * decides what to run.
  */
 import { HearthError } from "../shared/errors.ts";
 import {
@@ -284,4 +285,120 @@ export function topoOrder(names: readonly string[], deps: (n: string) => Set<str
 export function sameForeignKey(a: ColumnDef, b: ColumnDef): boolean {
   if (a.references !== b.references) return false;
   return a.references === undefined || normalizedOnDelete(a) === normalizedOnDelete(b);
+}
+
+const TMP_PREFIX = "_hearth_tmp_";
+
+/**
+ * Tables to rebuild: those whose columns need it, plus every table whose foreign keys
+ * point at one of them (transitively). Renaming a parent rewrites its children's foreign
+ * keys to the new name, and dropping it would cascade into them, so children are rebuilt
+ * with their parents. SQLite in a Durable Object always enforces foreign keys and cannot
+ * turn them off inside the transaction.
+ */
+export function rebuildClosure(
+  cur: Map<string, EffTable>,
+  nxt: Map<string, EffTable>,
+  seeds: Iterable<string>,
+): Set<string> {
+  const out = new Set(seeds);
+  const parents = (name: string) => {
+    const refs = referencedTables(nxt.get(name)!);
+    const old = cur.get(name);
+    if (old) for (const r of referencedTables(old)) refs.add(r);
+    return refs;
+  };
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const name of nxt.keys()) {
+      if (out.has(name) || ![...parents(name)].some((p) => out.has(p))) continue;
+      out.add(name);
+      grew = true;
+    }
+  }
+  return out;
+}
+
+/**
+ * SQLite cannot change a column's type or constraints in place. Each rebuilt table is
+ * renamed to `_hearth_tmp_<n>`, created anew, refilled and the old one dropped. Values
+ * move to TEXT or BLOB with CAST (always defined); to INTEGER or REAL they are copied
+ * as they are, so that STRICT's lossless coercion turns '42' into 42 but makes 'abc' or 3.5
+ * fail the migration instead of silently becoming 0 or 3.
+ */
+/** Parents first where foreign keys allow; a cycle is fine, checks are deferred. */
+export function rebuildOrder(nxt: Map<string, EffTable>, rebuilt: Set<string>): string[] {
+  const topo = topoOrder([...rebuilt], (t) => referencedTables(nxt.get(t)!));
+  return [...topo.order, ...topo.cyclic];
+}
+
+export function rebuildSql(cur: Map<string, EffTable>, nxt: Map<string, EffTable>, rebuilt: Set<string>) {
+  const out: string[] = [];
+  if (rebuilt.size === 0) return out;
+  const order = rebuildOrder(nxt, rebuilt);
+  const old = order.filter((t) => cur.has(t));
+  const tmp = new Map(old.map((t, i) => [t, `${TMP_PREFIX}${i}`]));
+  for (const t of old) out.push(`ALTER TABLE ${quoteIdent(t)} RENAME TO ${quoteIdent(tmp.get(t)!)}`);
+  for (const name of order) {
+    const n = nxt.get(name)!;
+    const c = cur.get(name);
+    const fresh = new Set<string>();
+    if (c)
+      for (const col of n.columns.values())
+        if (!c.columns.has(col.name) && isNotNull(n, col)) fresh.add(col.name);
+    out.push(createTableSql(n, fresh));
+  }
+  for (const name of old) {
+    const n = nxt.get(name)!;
+    const c = cur.get(name)!;
+    const from = quoteIdent(tmp.get(name)!);
+    // AUTOINCREMENT's high-water mark lives in sqlite_sequence under the table's name; carry
+    // it over so ids of deleted (or already flushed) rows are never handed out again.
+    // The names are written as strings here because sqlite_sequence stores them as data.
+    if (n.increment) {
+      out.push(
+        `UPDATE sqlite_sequence SET name = ${quoteString(name)} WHERE name = ${quoteString(tmp.get(name)!)}`,
+      );
+    }
+    const cols = [...n.columns.values()].filter((col) => c.columns.has(col.name));
+    const exprs = cols.map((col) => {
+      const to = sqliteType(col.def.type);
+      const same = sqliteType(c.columns.get(col.name)!.def.type) === to;
+      return same || to === "INTEGER" || to === "REAL"
+        ? quoteIdent(col.name)
+        : `CAST(${quoteIdent(col.name)} AS ${to})`;
+    });
+    out.push(
+      `INSERT INTO ${quoteIdent(name)} (${cols.map((col) => quoteIdent(col.name)).join(", ")}) ` +
+        `SELECT ${exprs.join(", ")} FROM ${from}`,
+    );
+  }
+  for (const t of [...old].reverse()) out.push(`DROP TABLE ${quoteIdent(tmp.get(t)!)}`);
+  for (const name of order) {
+    const n = nxt.get(name)!;
+    for (const idx of n.indexes) out.push(createIndexSql(name, idx));
+  }
+  return out;
+}
+
+/** SQLite names are case-insensitive and tables and indexes share one namespace. */
+export function nameCollisions(nxt: Map<string, EffTable>): string[] {
+  const out: string[] = [];
+  const owners = new Map<string, string>();
+  const claim = (name: string, what: string) => {
+    const key = name.toLowerCase();
+    const prev = owners.get(key);
+    if (prev !== undefined && prev !== what) out.push(`${what} and ${prev} would both be named "${name}"`);
+    owners.set(key, what);
+  };
+  for (const t of nxt.values()) claim(t.name, `table ${t.name}`);
+  for (const t of nxt.values()) {
+    for (const idx of t.indexes) claim(idx.name, `the index on ${showIndex(t.name, idx.columns)}`);
+    for (const col of t.columns.values()) {
+      if (isUnique(t, col))
+        claim(indexName(t.name, [col.name], "key"), `the unique index on ${t.name}(${col.name})`);
+    }
+  }
+  return out;
 }

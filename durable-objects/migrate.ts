@@ -8,7 +8,7 @@
  *  2. create new tables (a rebuilt table may reference them, and SQLite refuses writes to
  *     a table whose foreign key names a missing table);
  *  3. add columns to tables that are not rebuilt;
- *  4. rebuild tables (retype, constraint changes): see rebuildStatements;
+ *  4. rebuild tables (retype, constraint changes): see rebuildSql in migrate-ddl.ts;
  *  5. drop tables, children first; 6. drop columns; 7. create indexes.
  */
 import { HearthError } from "../shared/errors.ts";
@@ -31,8 +31,11 @@ import {
   indexName,
   isNotNull,
   isUnique,
+  nameCollisions,
   quoteIdent,
-  quoteString,
+  rebuildClosure,
+  rebuildOrder,
+  rebuildSql,
   referencedTables,
   renderDefault,
   sameForeignKey,
@@ -62,8 +65,6 @@ export interface MigrationPlan {
   /** Human-readable lines for the PUT /schema response. */
   summary: string[];
 }
-
-const TMP_PREFIX = "_hearth_tmp_";
 
 interface ActiveStep {
   step: MigrationStep;
@@ -104,13 +105,13 @@ export function planMigration(current: ProjectSchema | null, next: ProjectSchema
     createIndexes: [],
     meta: [],
   };
-  checkNameCollisions(nxt, problems);
+  problems.invalid.push(...nameCollisions(nxt));
   const dropTables: string[] = [];
   for (const [name, c] of cur) {
     const n = nxt.get(name);
     if (n) {
       diffTable(c, n, work, problems);
-    } else if (takeDropTable(work, name)) {
+    } else if (takeStep(work, (s) => s.op === "dropTable" && s.table === name)) {
       dropTables.push(name);
     } else {
       problems.destructive.push({
@@ -150,7 +151,7 @@ function assemble(
   dropTables: string[],
 ): MigrationPlan {
   const plan: MigrationPlan = { steps: [], statements: [], summary: [] };
-  const rebuilt = rebuildClosure(cur, nxt, work.rebuild);
+  const rebuilt = rebuildClosure(cur, nxt, work.rebuild.keys());
   // Dropping or rebuilding a parent table deletes its rows; with deferred checks the child
   // rows dropped or copied in the same transaction are not counted as violations. Only
   // SQLite's connection flag changes, and it resets at commit.
@@ -189,7 +190,13 @@ function assemble(
     plan.steps.push(r);
     plan.summary.push(`retype column ${r.table}.${r.column} ${r.from} → ${r.to}`);
   }
-  if (rebuilt.size > 0) rebuildStatements(cur, nxt, rebuilt, work, plan);
+  plan.statements.push(...rebuildSql(cur, nxt, rebuilt));
+  for (const name of rebuildOrder(nxt, rebuilt)) {
+    if (!cur.has(name)) continue; // a new table is only created
+    const reasons = work.rebuild.get(name) ?? ["it references a rebuilt table"];
+    plan.steps.push({ op: "rebuildTable", table: name, reasons });
+    plan.summary.push(`rebuild table ${name} (${reasons.join(", ")})`);
+  }
   const dropOrder = topoOrder(dropTables, (t) => referencedTables(cur.get(t)!));
   for (const name of [...dropOrder.order, ...dropOrder.cyclic].reverse()) {
     plan.statements.push(`DROP TABLE ${quoteIdent(name)}`);
@@ -219,102 +226,6 @@ function assemble(
   return plan;
 }
 
-/**
- * Tables to rebuild: those whose columns need it, plus every table whose foreign keys
- * point at one of them (transitively). Renaming a parent rewrites its children's foreign
- * keys to the new name, and dropping it would cascade into them, so children are rebuilt
- * with their parents. SQLite in a Durable Object always enforces foreign keys and cannot
- * turn them off inside the transaction.
- */
-function rebuildClosure(
-  cur: Map<string, EffTable>,
-  nxt: Map<string, EffTable>,
-  seeds: Map<string, string[]>,
-) {
-  const out = new Set(seeds.keys());
-  const parents = (name: string) => {
-    const refs = referencedTables(nxt.get(name)!);
-    const old = cur.get(name);
-    if (old) for (const r of referencedTables(old)) refs.add(r);
-    return refs;
-  };
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const name of nxt.keys()) {
-      if (out.has(name) || ![...parents(name)].some((p) => out.has(p))) continue;
-      out.add(name);
-      grew = true;
-    }
-  }
-  return out;
-}
-
-/**
- * SQLite cannot change a column's type or constraints in place. Each rebuilt table is
- * renamed to `_hearth_tmp_<n>`, created anew, refilled and the old one dropped. Values
- * move to TEXT or BLOB with CAST (always defined); to INTEGER or REAL they are copied
- * as they are, so that STRICT's lossless coercion turns '42' into 42 but makes 'abc' or 3.5
- * fail the migration instead of silently becoming 0 or 3.
- */
-function rebuildStatements(
-  cur: Map<string, EffTable>,
-  nxt: Map<string, EffTable>,
-  rebuilt: Set<string>,
-  work: Work,
-  plan: MigrationPlan,
-): void {
-  const topo = topoOrder([...rebuilt], (t) => referencedTables(nxt.get(t)!));
-  const order = [...topo.order, ...topo.cyclic];
-  const old = order.filter((t) => cur.has(t));
-  const tmp = new Map(old.map((t, i) => [t, `${TMP_PREFIX}${i}`]));
-  for (const t of old)
-    plan.statements.push(`ALTER TABLE ${quoteIdent(t)} RENAME TO ${quoteIdent(tmp.get(t)!)}`);
-  for (const name of order) {
-    const n = nxt.get(name)!;
-    const c = cur.get(name);
-    const fresh = new Set<string>();
-    if (c)
-      for (const col of n.columns.values())
-        if (!c.columns.has(col.name) && isNotNull(n, col)) fresh.add(col.name);
-    plan.statements.push(createTableSql(n, fresh));
-  }
-  for (const name of old) {
-    const n = nxt.get(name)!;
-    const c = cur.get(name)!;
-    const from = quoteIdent(tmp.get(name)!);
-    // AUTOINCREMENT's high-water mark lives in sqlite_sequence under the table's name; carry
-    // it over so ids of deleted (or already flushed) rows are never handed out again.
-    // The names are written as strings here because sqlite_sequence stores them as data.
-    if (n.increment) {
-      plan.statements.push(
-        `UPDATE sqlite_sequence SET name = ${quoteString(name)} WHERE name = ${quoteString(tmp.get(name)!)}`,
-      );
-    }
-    const cols = [...n.columns.values()].filter((col) => c.columns.has(col.name));
-    const exprs = cols.map((col) => {
-      const to = sqliteType(col.def.type);
-      const same = sqliteType(c.columns.get(col.name)!.def.type) === to;
-      return same || to === "INTEGER" || to === "REAL"
-        ? quoteIdent(col.name)
-        : `CAST(${quoteIdent(col.name)} AS ${to})`;
-    });
-    plan.statements.push(
-      `INSERT INTO ${quoteIdent(name)} (${cols.map((col) => quoteIdent(col.name)).join(", ")}) ` +
-        `SELECT ${exprs.join(", ")} FROM ${from}`,
-    );
-  }
-  for (const t of [...old].reverse()) plan.statements.push(`DROP TABLE ${quoteIdent(tmp.get(t)!)}`);
-  for (const name of order) {
-    const n = nxt.get(name)!;
-    for (const idx of n.indexes) plan.statements.push(createIndexSql(name, idx));
-    if (!cur.has(name)) continue;
-    const reasons = work.rebuild.get(name) ?? ["it references a rebuilt table"];
-    plan.steps.push({ op: "rebuildTable", table: name, reasons });
-    plan.summary.push(`rebuild table ${name} (${reasons.join(", ")})`);
-  }
-}
-
 const TEXTISH = new Set<ColumnType>(["text", "uuid"]);
 
 /** The server's owner_id is text; a declared one may be text or uuid, stored the same. */
@@ -330,20 +241,8 @@ function showPk(t: EffTable): string {
 /** Compares one table present in both schemas; records work or problems. */
 function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): void {
   const name = n.name;
-  const take = <Op extends MigrationStep["op"]>(
-    op: Op,
-    match: (s: Extract<MigrationStep, { op: Op }>) => boolean,
-  ) => {
-    const found = work.steps.find(
-      (x) =>
-        !x.used &&
-        x.step.op === op &&
-        x.step.table === name &&
-        match(x.step as Extract<MigrationStep, { op: Op }>),
-    );
-    if (found) found.used = true;
-    return found?.step as Extract<MigrationStep, { op: Op }> | undefined;
-  };
+  const take = (op: "dropColumn" | "retypeColumn", column: string) =>
+    takeStep(work, (s) => s.op === op && s.table === name && s.column === column);
   const rebuild = (reason: string) => work.rebuild.set(name, [...(work.rebuild.get(name) ?? []), reason]);
   const refuse = (message: string, step: MigrationStep) =>
     problems.destructive.push({ message, hint: exampleHint(step) });
@@ -361,7 +260,7 @@ function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): vo
     const col = `${name}.${a.name}`;
     const isPk = c.pk.includes(a.name);
     if (!b) {
-      const step = take("dropColumn", (s) => s.column === a.name);
+      const step = take("dropColumn", a.name);
       if (isPk) continue; // reported as a primary key change
       if (!step) {
         const owner = `; declare "${a.name}": {"type": "uuid"} in its columns to keep it`;
@@ -381,7 +280,7 @@ function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): vo
     }
     const typeChanged = !sameType(a, b);
     if (typeChanged && isPk) {
-      take("retypeColumn", (s) => s.column === a.name);
+      take("retypeColumn", a.name);
       problems.destructive.push({
         message: `primary-key column ${col} cannot be retyped (${a.def.type} → ${b.def.type})`,
         hint: pkHint,
@@ -405,7 +304,7 @@ function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): vo
     if (!isUnique(c, a) && isUnique(n, b))
       work.createIndexes.push({ table: name, columns: [a.name], unique: true });
     if (needStep.length > 0) {
-      if (!take("retypeColumn", (s) => s.column === a.name)) {
+      if (!take("retypeColumn", a.name)) {
         refuse(`column ${col} would change: ${needStep.join(", ")}`, {
           op: "retypeColumn",
           table: name,
@@ -426,7 +325,7 @@ function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): vo
       if (!(sameStorage && needStep.length === 1 && typeChanged))
         rebuild(`${a.name}: ${needStep.join(", ")}`);
     } else if (loosen.length > 0) {
-      take("retypeColumn", (s) => s.column === a.name);
+      take("retypeColumn", a.name);
     }
     for (const l of loosen) rebuild(l);
     const meta = (["default", "encrypted", "description"] as const).filter(
@@ -467,7 +366,8 @@ function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): vo
       if (gone.length > 0) work.dropIndexes.push(drop);
       continue;
     }
-    if (take("dropIndex", (s) => s.columns.join("\0") === idx.columns.join("\0"))) {
+    const same = (cols: string[]) => cols.join("\0") === idx.columns.join("\0");
+    if (takeStep(work, (s) => s.op === "dropIndex" && s.table === name && same(s.columns))) {
       work.dropIndexes.push(drop);
       continue;
     }
@@ -495,10 +395,11 @@ function diffTable(c: EffTable, n: EffTable, work: Work, problems: Problems): vo
   if (c.def.description !== n.def.description) work.meta.push({ summary: `update description of ${name}` });
 }
 
-function takeDropTable(work: Work, table: string): boolean {
-  const s = work.steps.find((x) => !x.used && x.step.op === "dropTable" && x.step.table === table);
-  if (s) s.used = true;
-  return s !== undefined;
+/** Marks the first unused step that matches as used. */
+function takeStep(work: Work, match: (s: MigrationStep) => boolean): MigrationStep | undefined {
+  const found = work.steps.find((x) => !x.used && match(x.step));
+  if (found) found.used = true;
+  return found?.step;
 }
 
 function exampleHint(step: MigrationStep): string {
@@ -576,24 +477,4 @@ function invalidError(issues: string[]): HearthError {
       : `Invalid schema: ${issues.length} problems, first: ${first}`,
     { details: issues.join("; "), hint: "See docs/api.md#schema for the schema JSON format." },
   );
-}
-
-/** SQLite names are case-insensitive and tables and indexes share one namespace. */
-function checkNameCollisions(nxt: Map<string, EffTable>, problems: Problems): void {
-  const owners = new Map<string, string>();
-  const claim = (name: string, what: string) => {
-    const key = name.toLowerCase();
-    const prev = owners.get(key);
-    if (prev !== undefined && prev !== what)
-      problems.invalid.push(`${what} and ${prev} would both be named "${name}"`);
-    owners.set(key, what);
-  };
-  for (const t of nxt.values()) claim(t.name, `table ${t.name}`);
-  for (const t of nxt.values()) {
-    for (const idx of t.indexes) claim(idx.name, `the index on ${showIndex(t.name, idx.columns)}`);
-    for (const col of t.columns.values()) {
-      if (isUnique(t, col))
-        claim(indexName(t.name, [col.name], "key"), `the unique index on ${t.name}(${col.name})`);
-    }
-  }
 }

@@ -83,13 +83,38 @@ describe("parseProjectSchema", () => {
   });
 
   it("names the table and column of every problem", () => {
-    invalid({ tables: { posts: table({ title: { type: "string" } }) } }, "tables.posts.columns.title.type", "one of");
-    invalid({ tables: { posts: { columns: { title: { type: "text" } } } } }, "tables.posts.columns", "primary key");
-    invalid({ tables: { posts: table({ n: { type: "integer", default: "x" } }) } }, "posts.columns.n.default", "integer");
-    invalid({ tables: { posts: table({ n: { type: "integer", default: 1.5 } }) } }, "posts.columns.n.default");
-    invalid({ tables: { posts: table({ at: { type: "timestamp", default: "random" } }) } }, "posts.columns.at.default");
-    invalid({ tables: { posts: table({ ok: { type: "boolean", default: 1 } }) } }, "posts.columns.ok.default");
-    invalid({ tables: { posts: table({ n: { type: "integer", default: "increment" } }) } }, "posts.columns.n.default", "increment");
+    invalid(
+      { tables: { posts: table({ title: { type: "string" } }) } },
+      "tables.posts.columns.title.type",
+      "one of",
+    );
+    invalid(
+      { tables: { posts: { columns: { title: { type: "text" } } } } },
+      "tables.posts.columns",
+      "primary key",
+    );
+    invalid(
+      { tables: { posts: table({ n: { type: "integer", default: "x" } }) } },
+      "posts.columns.n.default",
+      "integer",
+    );
+    invalid(
+      { tables: { posts: table({ n: { type: "integer", default: 1.5 } }) } },
+      "posts.columns.n.default",
+    );
+    invalid(
+      { tables: { posts: table({ at: { type: "timestamp", default: "random" } }) } },
+      "posts.columns.at.default",
+    );
+    invalid(
+      { tables: { posts: table({ ok: { type: "boolean", default: 1 } }) } },
+      "posts.columns.ok.default",
+    );
+    invalid(
+      { tables: { posts: table({ n: { type: "integer", default: "increment" } }) } },
+      "posts.columns.n.default",
+      "increment",
+    );
     invalid(
       { tables: { posts: table({ a: { type: "text", references: "people.id" } }) } },
       "posts.columns.a.references",
@@ -105,19 +130,43 @@ describe("parseProjectSchema", () => {
       "posts.columns.a.references",
       "does not match",
     );
-    invalid({ tables: { posts: table({ a: { type: "integer", references: "posts" } }) } }, "posts.columns.a.references");
-    invalid({ tables: { posts: table({ a: { type: "integer", onDelete: "cascade" } }) } }, "posts.columns.a.onDelete");
-    invalid({ tables: { posts: table({ title: { type: "text", colour: "red" } }) } }, "tables.posts.columns.title", "colour");
+    invalid(
+      { tables: { posts: table({ a: { type: "integer", references: "posts" } }) } },
+      "posts.columns.a.references",
+    );
+    invalid(
+      { tables: { posts: table({ a: { type: "integer", onDelete: "cascade" } }) } },
+      "posts.columns.a.onDelete",
+    );
+    invalid(
+      { tables: { posts: table({ title: { type: "text", colour: "red" } }) } },
+      "tables.posts.columns.title",
+      "colour",
+    );
     invalid({ tables: { posts: table({}, { owner: "me" }) } }, "tables.posts", "owner");
     invalid({ tables: {}, extra: 1 }, "extra");
-    invalid({ tables: { posts: table({ t: { type: "text" } }, { indexes: [["nope"]] }) } }, "posts.indexes.0", '"nope"');
-    invalid({ tables: { posts: table({ t: { type: "text" } }, { indexes: [["t", "t"]] }) } }, "posts.indexes.0", "twice");
+    invalid(
+      { tables: { posts: table({ t: { type: "text" } }, { indexes: [["nope"]] }) } },
+      "posts.indexes.0",
+      '"nope"',
+    );
+    invalid(
+      { tables: { posts: table({ t: { type: "text" } }, { indexes: [["t", "t"]] }) } },
+      "posts.indexes.0",
+      "twice",
+    );
     invalid(
       { tables: { posts: { columns: { id: { type: "text", primaryKey: true, encrypted: true } } } } },
       "posts.columns.id.encrypted",
     );
-    invalid({ tables: { posts: { columns: { id: { type: "json", primaryKey: true } } } } }, "posts.columns.id.primaryKey");
-    invalid({ tables: { posts: table({ n: { type: "integer", encrypted: true } }) } }, "posts.columns.n.encrypted");
+    invalid(
+      { tables: { posts: { columns: { id: { type: "json", primaryKey: true } } } } },
+      "posts.columns.id.primaryKey",
+    );
+    invalid(
+      { tables: { posts: table({ n: { type: "integer", encrypted: true } }) } },
+      "posts.columns.n.encrypted",
+    );
     invalid({ tables: { posts: table({ owner_id: { type: "integer" } }) } }, "posts.columns.owner_id");
     invalid({ tables: { posts: table({}, { policy: { read: "everyone" } }) } }, "posts.policy.read");
   });
@@ -128,12 +177,27 @@ describe("parseProjectSchema", () => {
     invalid({ tables: { "com..todos": table({}) } }, "tables.com..todos");
     invalid({ tables: { _hearth_wal: table({}) } }, "tables._hearth_wal");
     invalid({ tables: { sqlite_master: table({}) } }, "tables.sqlite_master", "reserved");
-    invalid({ tables: { posts: table({ _secret: { type: "text" } }) } }, "posts.columns._secret", "column name");
-    invalid({ tables: { posts: table({ sqlite_x: { type: "text" } }) } }, "posts.columns.sqlite_x", "reserved");
+    invalid(
+      { tables: { posts: table({ _secret: { type: "text" } }) } },
+      "posts.columns._secret",
+      "column name",
+    );
+    invalid(
+      { tables: { posts: table({ sqlite_x: { type: "text" } }) } },
+      "posts.columns.sqlite_x",
+      "reserved",
+    );
     invalid({ tables: { posts: table({ 'a"b': { type: "text" } }) } }, 'posts.columns.a"b');
     invalid({ tables: { posts: table({}), Posts: table({}) } }, "tables.Posts", "case-insensitive");
-    invalid({ tables: { posts: table({ Title: { type: "text" }, title: { type: "text" } }) } }, "posts.columns.title");
-    invalid({ tables: { posts: table({ Owner_Id: { type: "text" } }) } }, "posts.columns.Owner_Id", "owner_id");
+    invalid(
+      { tables: { posts: table({ Title: { type: "text" }, title: { type: "text" } }) } },
+      "posts.columns.title",
+    );
+    invalid(
+      { tables: { posts: table({ Owner_Id: { type: "text" } }) } },
+      "posts.columns.Owner_Id",
+      "owner_id",
+    );
   });
 
   it("lists every problem in details", () => {
@@ -209,7 +273,10 @@ describe("planMigration: additive", () => {
     });
     expect(planMigration(null, s).summary).toEqual(["create table a", "create table b", "create table c"]);
     const cyclic = schema((x) => {
-      x.tables = { a: table({ b: { type: "integer", references: "b.id" } }), b: table({ a: { type: "integer", references: "a.id" } }) };
+      x.tables = {
+        a: table({ b: { type: "integer", references: "b.id" } }),
+        b: table({ a: { type: "integer", references: "a.id" } }),
+      };
     });
     expectError(() => planMigration(null, cyclic), "HEARTH_SCHEMA_INVALID", "a, b", "cycle");
   });
@@ -259,7 +326,12 @@ describe("planMigration: additive", () => {
 
   it("refuses a new notNull column the existing rows cannot fill", () => {
     const add = (col: Json) => schema((x) => Object.assign(x.tables.posts.columns, { extra: col }));
-    expectError(() => planMigration(DESIGN, add({ type: "text", notNull: true })), "HEARTH_SCHEMA_INVALID", "posts.extra", "default");
+    expectError(
+      () => planMigration(DESIGN, add({ type: "text", notNull: true })),
+      "HEARTH_SCHEMA_INVALID",
+      "posts.extra",
+      "default",
+    );
     expectError(
       () => planMigration(DESIGN, add({ type: "timestamp", notNull: true, default: "now" })),
       "HEARTH_SCHEMA_INVALID",
@@ -267,7 +339,8 @@ describe("planMigration: additive", () => {
       '"now"',
     );
     expectError(
-      () => planMigration(DESIGN, add({ type: "uuid", notNull: true, default: "x", references: "authors.id" })),
+      () =>
+        planMigration(DESIGN, add({ type: "uuid", notNull: true, default: "x", references: "authors.id" })),
       "HEARTH_SCHEMA_INVALID",
       "posts.extra",
       "nullable",
@@ -307,12 +380,21 @@ describe("planMigration: owner_id", () => {
     const next = schema((x) => {
       x.tables.notes.policy = { read: "owner" };
     }, notes);
-    const plan = planMigration(schema(() => {}, notes), next);
+    const plan = planMigration(
+      schema(() => {}, notes),
+      next,
+    );
     expect(plan.statements).toEqual([
       'ALTER TABLE "notes" ADD COLUMN "owner_id" TEXT',
       'CREATE INDEX IF NOT EXISTS "notes__owner_id_idx" ON "notes" ("owner_id")',
     ]);
-    expect(plan.steps[0]).toEqual({ op: "addColumn", table: "notes", column: "owner_id", type: "text", managed: true });
+    expect(plan.steps[0]).toEqual({
+      op: "addColumn",
+      table: "notes",
+      column: "owner_id",
+      type: "text",
+      managed: true,
+    });
   });
 
   it("uses a declared owner_id and keeps it when the policy goes", () => {
@@ -354,7 +436,9 @@ describe("planMigration: destructive changes", () => {
       }),
       "column posts.body would be dropped",
     );
-    expect(err.hint).toBe('add an explicit step to "migrations", e.g. {"op":"dropColumn","table":"posts","column":"body"}');
+    expect(err.hint).toBe(
+      'add an explicit step to "migrations", e.g. {"op":"dropColumn","table":"posts","column":"body"}',
+    );
     expect(err.status).toBe(409);
     err = refused(
       schema((x) => {
@@ -486,7 +570,9 @@ describe("planMigration: explicit steps", () => {
     const plan = planMigration(DESIGN, next);
     const s = plan.statements;
     expect(s[0]).toBe("PRAGMA defer_foreign_keys = ON");
-    expect(s.indexOf('ALTER TABLE "posts" RENAME TO "_hearth_tmp_0"')).toBeLessThan(s.indexOf('DROP TABLE "authors"'));
+    expect(s.indexOf('ALTER TABLE "posts" RENAME TO "_hearth_tmp_0"')).toBeLessThan(
+      s.indexOf('DROP TABLE "authors"'),
+    );
     expect(s.at(-1)).toBe('DROP TABLE "authors"');
     // The rebuilt posts simply leaves body out: no separate DROP COLUMN.
     expect(s.join("\n")).not.toContain("DROP COLUMN");
@@ -505,13 +591,21 @@ describe("planMigration: explicit steps", () => {
     });
     const plan = planMigration(DESIGN, next);
     expect(plan.statements).toContain('ALTER TABLE "posts" RENAME TO "_hearth_tmp_0"');
-    expect(plan.statements).toContain("UPDATE sqlite_sequence SET name = 'posts' WHERE name = '_hearth_tmp_0'");
+    expect(plan.statements).toContain(
+      "UPDATE sqlite_sequence SET name = 'posts' WHERE name = '_hearth_tmp_0'",
+    );
     expect(plan.statements).toContain(
       'INSERT INTO "posts" ("id", "author_id", "title", "body", "score", "published", "meta", "created_at", "owner_id") ' +
         'SELECT "id", "author_id", "title", "body", CAST("score" AS TEXT), "published", "meta", "created_at", "owner_id" FROM "_hearth_tmp_0"',
     );
     expect(plan.statements).toContain('DROP TABLE "_hearth_tmp_0"');
-    expect(plan.steps).toContainEqual({ op: "retypeColumn", table: "posts", column: "score", from: "float", to: "text" });
+    expect(plan.steps).toContainEqual({
+      op: "retypeColumn",
+      table: "posts",
+      column: "score",
+      from: "float",
+      to: "text",
+    });
   });
 
   it("rebuilds the children of a rebuilt table", () => {
@@ -532,20 +626,35 @@ describe("planMigration: explicit steps", () => {
     });
     const plan = planMigration(DESIGN, next);
     expect(plan.statements).toEqual([]);
-    expect(plan.summary).toEqual(["retype column posts.body text → uuid", "update column posts.body (encrypted)"]);
+    expect(plan.summary).toEqual([
+      "retype column posts.body text → uuid",
+      "update column posts.body (encrypted)",
+    ]);
   });
 
   it("refuses steps that contradict the new schema", () => {
     const bad = (migrations: unknown[], ...fragments: string[]) =>
       expectError(
-        () => planMigration(DESIGN, schema((x) => (x.migrations = migrations))),
+        () =>
+          planMigration(
+            DESIGN,
+            schema((x) => (x.migrations = migrations)),
+          ),
         "HEARTH_SCHEMA_INVALID",
         ...fragments,
       );
-    bad([{ op: "dropColumn", table: "posts", column: "body" }], "migrations.0", "posts.body is still in the new schema");
+    bad(
+      [{ op: "dropColumn", table: "posts", column: "body" }],
+      "migrations.0",
+      "posts.body is still in the new schema",
+    );
     bad([{ op: "dropTable", table: "posts" }], "migrations.0", "table posts is still");
     bad([{ op: "dropIndex", table: "posts", columns: ["author_id"] }], "posts(author_id) is still");
-    bad([{ op: "retypeColumn", table: "posts", column: "score", type: "integer" }], "says integer", "posts.score as float");
+    bad(
+      [{ op: "retypeColumn", table: "posts", column: "score", type: "integer" }],
+      "says integer",
+      "posts.score as float",
+    );
     bad([{ op: "dropColumn", table: "posts" }], "migrations.0");
   });
 
@@ -553,10 +662,16 @@ describe("planMigration: explicit steps", () => {
     const base = {
       tables: {
         "com.example.lists": { columns: { id: { type: "uuid", primaryKey: true } } },
-        "com.example.todos": table({ list: { type: "uuid", references: "com.example.lists.id" } }, { indexes: [["list"]] }),
+        "com.example.todos": table(
+          { list: { type: "uuid", references: "com.example.lists.id" } },
+          { indexes: [["list"]] },
+        ),
       },
     };
-    const plan = planMigration(null, schema(() => {}, base));
+    const plan = planMigration(
+      null,
+      schema(() => {}, base),
+    );
     expect(plan.statements).toEqual([
       'CREATE TABLE "com.example.lists" ("id" TEXT NOT NULL, PRIMARY KEY ("id")) STRICT',
       'CREATE TABLE "com.example.todos" ("id" INTEGER NOT NULL, "list" TEXT REFERENCES "com.example.lists"("id"), PRIMARY KEY ("id")) STRICT',
@@ -565,15 +680,23 @@ describe("planMigration: explicit steps", () => {
     const retyped = schema((x) => {
       x.tables["com.example.todos"].columns.n = { type: "integer" };
     }, base);
-    expect(planMigration(schema(() => {}, base), retyped).statements).toEqual([
-      'ALTER TABLE "com.example.todos" ADD COLUMN "n" INTEGER',
-    ]);
+    expect(
+      planMigration(
+        schema(() => {}, base),
+        retyped,
+      ).statements,
+    ).toEqual(['ALTER TABLE "com.example.todos" ADD COLUMN "n" INTEGER']);
   });
 
   it("refuses a table whose name is taken by an index", () => {
     const next = schema((x) => {
       x.tables.posts__author_id_idx = table({});
     });
-    expectError(() => planMigration(DESIGN, next), "HEARTH_SCHEMA_INVALID", "posts__author_id_idx", "index on posts(author_id)");
+    expectError(
+      () => planMigration(DESIGN, next),
+      "HEARTH_SCHEMA_INVALID",
+      "posts__author_id_idx",
+      "index on posts(author_id)",
+    );
   });
 });

@@ -7,12 +7,16 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { type MigrationPlan, planMigration } from "../../durable-objects/migrate.ts";
 import { HearthError } from "../../shared/errors.ts";
-import { parseProjectSchema, type ProjectSchema } from "../../shared/schema.ts";
+import { type ProjectSchema, parseProjectSchema } from "../../shared/schema.ts";
 
 type Row = Record<string, unknown>;
 interface Db {
   exec(sql: string): void;
-  prepare(sql: string): { all(...p: unknown[]): Row[]; get(...p: unknown[]): Row | undefined; run(...p: unknown[]): unknown };
+  prepare(sql: string): {
+    all(...p: unknown[]): Row[];
+    get(...p: unknown[]): Row | undefined;
+    run(...p: unknown[]): unknown;
+  };
   pragma(s: string): unknown;
   transaction(fn: () => void): () => void;
 }
@@ -36,12 +40,19 @@ class Store {
     return plan;
   }
   columns(table: string): { name: string; type: string; notnull: number; pk: number }[] {
-    return this.db
-      .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)")
-      .all(table) as { name: string; type: string; notnull: number; pk: number }[];
+    return this.db.prepare('SELECT name, type, "notnull", pk FROM pragma_table_info(?)').all(table) as {
+      name: string;
+      type: string;
+      notnull: number;
+      pk: number;
+    }[];
   }
   indexes(table: string): string[] {
-    return (this.db.prepare("SELECT name FROM pragma_index_list(?) WHERE origin = 'c'").all(table) as { name: string }[])
+    return (
+      this.db.prepare("SELECT name FROM pragma_index_list(?) WHERE origin = 'c'").all(table) as {
+        name: string;
+      }[]
+    )
       .map((r) => r.name)
       .sort();
   }
@@ -78,9 +89,12 @@ const DESIGN_SCHEMA = {
   },
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: tests edit loosely typed JSON
+type Json = any;
+
 /** DESIGN_SCHEMA with changes applied to a deep copy. */
-function withChanges(edit: (s: typeof DESIGN_SCHEMA & Record<string, any>) => void): unknown {
-  const copy = structuredClone(DESIGN_SCHEMA) as typeof DESIGN_SCHEMA & Record<string, any>;
+function withChanges(edit: (s: Json) => void): unknown {
+  const copy = structuredClone(DESIGN_SCHEMA) as Json;
   edit(copy);
   return copy;
 }
@@ -89,8 +103,12 @@ function seeded(): Store {
   const s = new Store();
   s.migrate(DESIGN_SCHEMA);
   s.run("INSERT INTO authors (id, name) VALUES ('a1', 'Ada'), ('a2', 'Bob')");
-  s.run("INSERT INTO posts (author_id, title, score, published, owner_id) VALUES ('a1', 'one', 3.0, 1, 'u1')");
-  s.run("INSERT INTO posts (author_id, title, score, published) VALUES ('a1', 'two', 4.5, 0), ('a2', 'three', NULL, 0)");
+  s.run(
+    "INSERT INTO posts (author_id, title, score, published, owner_id) VALUES ('a1', 'one', 3.0, 1, 'u1')",
+  );
+  s.run(
+    "INSERT INTO posts (author_id, title, score, published) VALUES ('a1', 'two', 4.5, 0), ('a2', 'three', NULL, 0)",
+  );
   return s;
 }
 
@@ -124,7 +142,11 @@ describe("create from nothing", () => {
       { name: "id", type: "TEXT", notnull: 1, pk: 1 },
       { name: "name", type: "TEXT", notnull: 1, pk: 0 },
     ]);
-    expect(s.indexes("posts")).toEqual(["posts__author_id_idx", "posts__created_at_idx", "posts__owner_id_idx"]);
+    expect(s.indexes("posts")).toEqual([
+      "posts__author_id_idx",
+      "posts__created_at_idx",
+      "posts__owner_id_idx",
+    ]);
     const sql = String(s.rows("SELECT sql FROM sqlite_master WHERE name = 'posts'")[0]?.sql);
     expect(sql).toContain("STRICT");
     expect(sql).toContain('"id" INTEGER PRIMARY KEY AUTOINCREMENT');
@@ -159,8 +181,18 @@ describe("create from nothing", () => {
     const s = new Store();
     s.migrate({
       tables: {
-        comments: { columns: { id: { type: "integer", primaryKey: true }, post: { type: "integer", references: "posts.id" } } },
-        posts: { columns: { id: { type: "integer", primaryKey: true }, user: { type: "text", references: "users.id" } } },
+        comments: {
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            post: { type: "integer", references: "posts.id" },
+          },
+        },
+        posts: {
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            user: { type: "text", references: "users.id" },
+          },
+        },
         users: { columns: { id: { type: "text", primaryKey: true } } },
       },
     });
@@ -187,12 +219,24 @@ describe("additive migrations keep the data", () => {
         });
         x.tables.posts.indexes.push(["title", "score"]);
         x.tables.tags = {
-          columns: { id: { type: "integer", primaryKey: true }, post_id: { type: "bigint", references: "posts.id", onDelete: "cascade" } },
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            post_id: { type: "bigint", references: "posts.id", onDelete: "cascade" },
+          },
         };
       }),
     );
     const rows = s.rows("SELECT title, lang, views, ratio, pinned, extra, day, slug FROM posts ORDER BY id");
-    expect(rows[0]).toEqual({ title: "one", lang: "it's", views: -7, ratio: 0.25, pinned: 1, extra: '{"a":"b\'c"}', day: "2024-01-01", slug: null });
+    expect(rows[0]).toEqual({
+      title: "one",
+      lang: "it's",
+      views: -7,
+      ratio: 0.25,
+      pinned: 1,
+      extra: '{"a":"b\'c"}',
+      day: "2024-01-01",
+      slug: null,
+    });
     expect(rows).toHaveLength(3);
     expect(s.indexes("posts")).toContain("posts__title__score_idx");
     s.run("UPDATE posts SET slug = 'x' WHERE id = 1");
@@ -204,7 +248,9 @@ describe("additive migrations keep the data", () => {
 
   it("adds owner_id and its index when an owner policy is added", () => {
     const s = new Store();
-    const base = { tables: { notes: { columns: { id: { type: "integer", primaryKey: true }, t: { type: "text" } } } } };
+    const base = {
+      tables: { notes: { columns: { id: { type: "integer", primaryKey: true }, t: { type: "text" } } } },
+    };
     s.migrate(base);
     s.run("INSERT INTO notes VALUES (1, 'kept')");
     const plan = s.migrate({ tables: { notes: { ...base.tables.notes, policy: { read: "owner" } } } });
@@ -238,7 +284,11 @@ describe("retype rebuilds the table", () => {
       { id: 2, score: "4.5" },
       { id: 3, score: null },
     ]);
-    expect(s.indexes("posts")).toEqual(["posts__author_id_idx", "posts__created_at_idx", "posts__owner_id_idx"]);
+    expect(s.indexes("posts")).toEqual([
+      "posts__author_id_idx",
+      "posts__created_at_idx",
+      "posts__owner_id_idx",
+    ]);
     s.run("INSERT INTO posts (title) VALUES ('five')");
     expect(s.rows("SELECT max(id) AS m FROM posts")[0]?.m).toBe(5);
     expect(() => s.run("INSERT INTO posts (author_id, title) VALUES ('zz', 'x')")).toThrow(/FOREIGN KEY/);
@@ -250,10 +300,16 @@ describe("retype rebuilds the table", () => {
       tables: {
         authors: { columns: { id: { type: "text", primaryKey: true }, age: { type: nameType } } },
         posts: {
-          columns: { id: { type: "integer", primaryKey: true }, a: { type: "text", references: "authors.id", onDelete: "cascade" } },
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            a: { type: "text", references: "authors.id", onDelete: "cascade" },
+          },
         },
         likes: {
-          columns: { id: { type: "integer", primaryKey: true }, p: { type: "integer", references: "posts.id", onDelete: "set null" } },
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            p: { type: "integer", references: "posts.id", onDelete: "set null" },
+          },
         },
         ...(migrations ? {} : {}),
       },
@@ -263,7 +319,9 @@ describe("retype rebuilds the table", () => {
     s.run("INSERT INTO authors VALUES ('a', '42'), ('b', NULL)");
     s.run("INSERT INTO posts VALUES (1, 'a'), (2, 'b')");
     s.run("INSERT INTO likes VALUES (1, 1), (2, 2)");
-    const plan = s.migrate(schema("integer", [{ op: "retypeColumn", table: "authors", column: "age", type: "integer" }]));
+    const plan = s.migrate(
+      schema("integer", [{ op: "retypeColumn", table: "authors", column: "age", type: "integer" }]),
+    );
     expect(plan.summary.filter((l) => l.startsWith("rebuild"))).toHaveLength(3);
     expect(s.rows("SELECT * FROM authors ORDER BY id")).toEqual([
       { id: "a", age: 42 },
@@ -296,7 +354,10 @@ describe("retype rebuilds the table", () => {
       }),
     );
     const plan = planMigration(s.schema, next);
-    expect(() => s.db.transaction(() => plan.statements.forEach((st) => s.db.exec(st)))()).toThrow(/INTEGER/);
+    const run = s.db.transaction(() => {
+      for (const st of plan.statements) s.db.exec(st);
+    });
+    expect(run).toThrow(/INTEGER/);
     expect(s.rows("SELECT code FROM posts ORDER BY id").map((r) => r.code)).toEqual(["12", "abc", null]);
     expect(s.columns("posts").find((c) => c.name === "code")?.type).toBe("TEXT");
   });
@@ -321,14 +382,24 @@ describe("retype rebuilds the table", () => {
     const s = new Store();
     const base = {
       nodes: {
-        columns: { id: { type: "integer", primaryKey: true }, parent: { type: "integer", references: "nodes.id" }, v: { type: "integer" } },
+        columns: {
+          id: { type: "integer", primaryKey: true },
+          parent: { type: "integer", references: "nodes.id" },
+          v: { type: "integer" },
+        },
       },
     };
     s.migrate({ tables: base });
     s.run("INSERT INTO nodes VALUES (1, NULL, 1), (2, 1, 2)");
     s.migrate({
       tables: {
-        nodes: { columns: { ...base.nodes.columns, v: { type: "float" }, kind: { type: "text", references: "kinds.id" } } },
+        nodes: {
+          columns: {
+            ...base.nodes.columns,
+            v: { type: "float" },
+            kind: { type: "text", references: "kinds.id" },
+          },
+        },
         kinds: { columns: { id: { type: "text", primaryKey: true } } },
         extras: { columns: { id: { type: "integer", primaryKey: true, references: "nodes.id" } } },
       },
@@ -348,11 +419,13 @@ describe("retype rebuilds the table", () => {
 describe("explicit destructive steps", () => {
   it("drops a plain column, a unique column and a foreign key column", () => {
     const s = seeded();
-    s.migrate(withChanges((x) => Object.assign(x.tables.posts.columns, { slug: { type: "text", unique: true } })));
+    s.migrate(
+      withChanges((x) => Object.assign(x.tables.posts.columns, { slug: { type: "text", unique: true } })),
+    );
     const plan = s.migrate(
       withChanges((x) => {
-        delete (x.tables.posts.columns as Record<string, unknown>).body;
-        delete (x.tables.posts.columns as Record<string, unknown>).author_id;
+        delete x.tables.posts.columns.body;
+        delete x.tables.posts.columns.author_id;
         x.tables.posts.indexes = [["created_at"]];
         x.migrations = [
           { op: "dropIndex", table: "posts", columns: ["author_id"] },
@@ -362,7 +435,9 @@ describe("explicit destructive steps", () => {
         ];
       }),
     );
-    expect(plan.summary).toEqual(expect.arrayContaining(["drop column posts.body", "drop index on posts(author_id)"]));
+    expect(plan.summary).toEqual(
+      expect.arrayContaining(["drop column posts.body", "drop index on posts(author_id)"]),
+    );
     expect(s.columns("posts").map((c) => c.name)).toEqual([
       "id",
       "title",
@@ -372,7 +447,11 @@ describe("explicit destructive steps", () => {
       "created_at",
       "owner_id",
     ]);
-    expect(s.rows("SELECT title FROM posts ORDER BY id").map((r) => r.title)).toEqual(["one", "two", "three"]);
+    expect(s.rows("SELECT title FROM posts ORDER BY id").map((r) => r.title)).toEqual([
+      "one",
+      "two",
+      "three",
+    ]);
     s.run("DELETE FROM authors");
   });
 
@@ -380,13 +459,17 @@ describe("explicit destructive steps", () => {
     const s = seeded();
     const plan = s.migrate(
       withChanges((x) => {
-        delete (x.tables as Record<string, unknown>).authors;
+        delete x.tables.authors;
         x.tables.posts.columns.author_id = { type: "uuid" };
         x.migrations = [{ op: "dropTable", table: "authors" }];
       }),
     );
     expect(plan.summary).toContain("drop table authors");
-    expect(s.rows("SELECT author_id FROM posts ORDER BY id").map((r) => r.author_id)).toEqual(["a1", "a1", "a2"]);
+    expect(s.rows("SELECT author_id FROM posts ORDER BY id").map((r) => r.author_id)).toEqual([
+      "a1",
+      "a1",
+      "a2",
+    ]);
     expect(s.rows("SELECT name FROM sqlite_master WHERE name = 'authors'")).toEqual([]);
   });
 
@@ -396,7 +479,12 @@ describe("explicit destructive steps", () => {
     s.migrate({
       tables: {
         p: { columns: p },
-        c: { columns: { id: { type: "integer", primaryKey: true }, p: { type: "integer", references: "p.id", onDelete: "restrict" } } },
+        c: {
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            p: { type: "integer", references: "p.id", onDelete: "restrict" },
+          },
+        },
       },
     });
     s.run("INSERT INTO p (v) VALUES ('1')");
@@ -413,7 +501,15 @@ describe("explicit destructive steps", () => {
 
   it("refuses a destructive change before touching the database", () => {
     const s = seeded();
-    expectCode(() => s.migrate(withChanges((x) => delete (x.tables.posts.columns as Record<string, unknown>).body)), "HEARTH_SCHEMA_DESTRUCTIVE");
+    expectCode(
+      () =>
+        s.migrate(
+          withChanges((x) => {
+            delete x.tables.posts.columns.body;
+          }),
+        ),
+      "HEARTH_SCHEMA_DESTRUCTIVE",
+    );
     expect(s.rows("SELECT count(*) AS n FROM posts")[0]?.n).toBe(3);
   });
 });
