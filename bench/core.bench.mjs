@@ -177,6 +177,7 @@ async function readSections(ctx, n) {
   const { project, format } = setup.value;
   out.push(`Rows loaded through \`POST /rest/v1/items\` as ${format} (not timed here; see bulk insert).`, "");
 
+  const seq = { count: cfg.seqCount, warmup: cfg.warmup };
   const rand = prng(7);
   const randomId = () => 1 + Math.floor(rand() * n);
   const anon = keyHeaders(project.anonKey);
@@ -220,7 +221,7 @@ async function readSections(ctx, n) {
       continue;
     }
     const lat = await step(`sequential ${t.name} (${n})`, async () =>
-      summarize(await timeSequential(() => get(t.url(), t.headers, t.name), cfg)),
+      summarize(await timeSequential(() => get(t.url(), t.headers, t.name), seq)),
     );
     const tp = await step(`autocannon ${t.name} (${n})`, () => {
       const first = new URL(t.url());
@@ -236,7 +237,7 @@ async function readSections(ctx, n) {
   const sqliteLat = sqlite.ok
     ? await step(`better-sqlite3 point read (${n})`, async () => {
         const stmt = sqlite.value.prepare("SELECT * FROM items WHERE id = ?");
-        return summarize(await timeSequential(() => stmt.get(randomId()), cfg));
+        return summarize(await timeSequential(() => stmt.get(randomId()), seq));
       })
     : sqlite;
   sqlite.ok && sqlite.value.close();

@@ -119,9 +119,9 @@ function fnv1a(s: string): string {
 
 /**
  * `<table>__<c1>__<c2>_idx`. Names must depend only on (table, columns), because a later
- * migration recomputes them to drop the index. When a part holds `__` the plain name could
- * equal another table's, and very long names are unwieldy: both use a hash suffix, whose
- * leading `_` cannot start a column name, so it never equals a plain name.
+ * migration recomputes them to drop the index. When a part holds `__` two different
+ * indexes could get the same plain name, and very long names are unwieldy: both get a
+ * hash suffix instead. planMigration still refuses any name clash (nameCollisions).
  */
 export function indexName(table: string, columns: readonly string[], suffix: "idx" | "key"): string {
   const plain = `${table}__${columns.join("__")}_${suffix}`;
@@ -320,6 +320,12 @@ export function rebuildClosure(
   return out;
 }
 
+/** Parents first where foreign keys allow; a cycle is fine, checks are deferred. */
+export function rebuildOrder(nxt: Map<string, EffTable>, rebuilt: Set<string>): string[] {
+  const topo = topoOrder([...rebuilt], (t) => referencedTables(nxt.get(t)!));
+  return [...topo.order, ...topo.cyclic];
+}
+
 /**
  * SQLite cannot change a column's type or constraints in place. Each rebuilt table is
  * renamed to `_hearth_tmp_<n>`, created anew, refilled and the old one dropped. Values
@@ -327,12 +333,6 @@ export function rebuildClosure(
  * as they are, so that STRICT's lossless coercion turns '42' into 42 but makes 'abc' or 3.5
  * fail the migration instead of silently becoming 0 or 3.
  */
-/** Parents first where foreign keys allow; a cycle is fine, checks are deferred. */
-export function rebuildOrder(nxt: Map<string, EffTable>, rebuilt: Set<string>): string[] {
-  const topo = topoOrder([...rebuilt], (t) => referencedTables(nxt.get(t)!));
-  return [...topo.order, ...topo.cyclic];
-}
-
 export function rebuildSql(cur: Map<string, EffTable>, nxt: Map<string, EffTable>, rebuilt: Set<string>) {
   const out: string[] = [];
   if (rebuilt.size === 0) return out;

@@ -41,3 +41,5 @@ export interface HearthProcess {
 }
 
 export declare function startHearth(opts?: StartHearthOptions): Promise<HearthProcess>;
+
+export declare function portIsFree(port: number): Promise<boolean>;

@@ -8,6 +8,7 @@
  * name); every wait has a deadline; the state directory it created is removed on stop.
  */
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -32,6 +33,16 @@ export function freePort() {
       const port = typeof addr === "object" && addr ? addr.port : 0;
       srv.close(() => (port ? resolve(port) : reject(new Error("could not read the bound port"))));
     });
+  });
+}
+
+/** Whether nothing listens on 127.0.0.1:`port` (tries to bind it, then releases it). */
+export function portIsFree(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, LOOPBACK, () => srv.close(() => resolve(true)));
   });
 }
 
@@ -194,6 +205,11 @@ export async function startHearth(opts = {}) {
       } catch {
         // already gone
       }
+    }
+    try {
+      if (ownsStateDir) rmSync(stateDir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // best effort while exiting
     }
   };
   process.on("exit", onParentExit);

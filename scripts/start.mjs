@@ -17,7 +17,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import path from "node:path";
-import { DEFAULT_ADMIN_KEY, LOOPBACK, REPO_ROOT, waitForHealth } from "./server-process.mjs";
+import { DEFAULT_ADMIN_KEY, LOOPBACK, portIsFree, REPO_ROOT, waitForHealth } from "./server-process.mjs";
 
 // Same value as DEV_JWT_SECRET in workers/env.ts (not imported: that file is TypeScript).
 const DEV_JWT_SECRET = "dev-jwt-secret-do-not-use-in-production-0123456789";
@@ -37,6 +37,11 @@ const readyTimeoutMs = Number(process.env.HEARTH_START_TIMEOUT_MS) || 120_000;
 
 const wrangler = path.join(REPO_ROOT, "node_modules", ".bin", "wrangler");
 if (!existsSync(wrangler)) fail(`${wrangler} is missing: run \`npm install\` first.`);
+
+// Otherwise wrangler fails to bind while /health may answer from whatever holds the port.
+if (!(await portIsFree(port))) {
+  fail(`port ${port} on ${LOOPBACK} is already in use (another \`npm start\`?): stop it or set PORT.`);
+}
 
 const persist = stateDir ? ["--persist-to", stateDir] : [];
 // No usage reporting (this machine may have no internet, and a dev server should not phone home).

@@ -494,14 +494,18 @@ describe("planMigration: destructive changes", () => {
       "primary key of table posts",
       "increment",
     );
-    const err = refused(
-      schema((x) => {
-        x.tables.posts.columns.id.type = "integer";
-        x.tables.posts.columns.id.default = undefined;
-        x.tables.posts.columns.id = { type: "text", primaryKey: true };
-        x.migrations = [{ op: "retypeColumn", table: "posts", column: "id", type: "text" }];
-      }),
-      "posts",
+    const plain = schema(() => {}, { tables: { t: table({}) } });
+    const retyped = schema(
+      (x) => {
+        x.tables.t.columns.id.type = "text";
+        x.migrations = [{ op: "retypeColumn", table: "t", column: "id", type: "text" }];
+      },
+      { tables: { t: table({}) } },
+    );
+    const err = expectError(
+      () => planMigration(plain, retyped),
+      "HEARTH_SCHEMA_DESTRUCTIVE",
+      "primary-key column t.id cannot be retyped (integer → text)",
     );
     expect(err.hint).toContain("cannot change in place");
   });

@@ -32,7 +32,10 @@ export function ms(v) {
 export function ratio(a, b) {
   if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return "–";
   const r = a / b;
-  return r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`;
+  if (r >= 100) return `${r.toFixed(0)}×`;
+  if (r >= 10) return `${r.toFixed(1)}×`;
+  if (r >= 0.01) return `${r.toFixed(2)}×`;
+  return `${r.toPrecision(2)}×`;
 }
 
 export function int(v) {
@@ -46,6 +49,8 @@ export function mb(bytes) {
 
 /** Runs `fn` `warmup` times untimed, then `count` times timed; returns the latencies in ms. */
 export async function timeSequential(fn, { count, warmup = 20 }) {
+  if (!Number.isInteger(count) || count < 1)
+    throw new Error(`timeSequential needs a positive count, got ${count}`);
   for (let i = 0; i < warmup; i++) await fn(i);
   const samples = new Array(count);
   for (let i = 0; i < count; i++) {

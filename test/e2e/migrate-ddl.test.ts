@@ -416,6 +416,82 @@ describe("retype rebuilds the table", () => {
   });
 });
 
+describe("constraint changes", () => {
+  const base = {
+    tables: {
+      p: { columns: { id: { type: "integer", primaryKey: true } } },
+      c: {
+        columns: {
+          id: { type: "integer", primaryKey: true },
+          code: { type: "text" },
+          p: { type: "integer" },
+        },
+      },
+    },
+  };
+  const change = (edit: (c: Json) => void, migrations?: unknown[]) => {
+    const copy = structuredClone(base) as Json;
+    edit(copy.tables.c.columns);
+    if (migrations) copy.migrations = migrations;
+    return copy;
+  };
+
+  it("adds a unique index to an existing column and drops it with a rebuild", () => {
+    const s = new Store();
+    s.migrate(base);
+    s.run("INSERT INTO c VALUES (1, 'a', NULL), (2, 'b', NULL)");
+    s.migrate(change((c) => (c.code.unique = true)));
+    expect(() => s.run("INSERT INTO c VALUES (3, 'a', NULL)")).toThrow(/UNIQUE/);
+    const plan = s.migrate(base);
+    expect(plan.summary).toContain("rebuild table c (code no longer unique)");
+    s.run("INSERT INTO c VALUES (3, 'a', NULL)");
+  });
+
+  it("adds a reference through retypeColumn, failing on orphans", () => {
+    const s = new Store();
+    s.migrate(base);
+    s.run("INSERT INTO p VALUES (1)");
+    s.run("INSERT INTO c VALUES (1, 'a', 1), (2, 'b', 9)");
+    const ref = change(
+      (c) => Object.assign(c.p, { references: "p.id", onDelete: "cascade" }),
+      [{ op: "retypeColumn", table: "c", column: "p", type: "integer" }],
+    );
+    expect(() => s.migrate(ref)).toThrow(/FOREIGN KEY/);
+    expect(s.rows("SELECT count(*) AS n FROM c")[0]?.n).toBe(2);
+    s.run("DELETE FROM c WHERE id = 2");
+    s.migrate(ref);
+    s.run("DELETE FROM p");
+    expect(s.rows("SELECT * FROM c")).toEqual([]);
+  });
+
+  it("changes onDelete with a rebuild", () => {
+    const s = new Store();
+    const restrict = change((c) => Object.assign(c.p, { references: "p.id", onDelete: "restrict" }));
+    s.migrate(restrict);
+    s.run("INSERT INTO p VALUES (1)");
+    s.run("INSERT INTO c VALUES (1, 'a', 1)");
+    expect(() => s.run("DELETE FROM p")).toThrow(/FOREIGN KEY/);
+    const plan = s.migrate(change((c) => Object.assign(c.p, { references: "p.id", onDelete: "set null" })));
+    expect(plan.summary).toContain("rebuild table c (p onDelete set null)");
+    s.run("DELETE FROM p");
+    expect(s.rows("SELECT * FROM c")).toEqual([{ id: 1, code: "a", p: null }]);
+  });
+
+  it("refuses to make a column notNull while it holds NULLs", () => {
+    const s = new Store();
+    s.migrate(base);
+    s.run("INSERT INTO c VALUES (1, NULL, NULL)");
+    const notNull = change(
+      (c) => (c.code.notNull = true),
+      [{ op: "retypeColumn", table: "c", column: "code", type: "text" }],
+    );
+    expect(() => s.migrate(notNull)).toThrow(/NOT NULL/);
+    s.run("UPDATE c SET code = 'x'");
+    s.migrate(notNull);
+    expect(s.columns("c").find((c) => c.name === "code")?.notnull).toBe(1);
+  });
+});
+
 describe("explicit destructive steps", () => {
   it("drops a plain column, a unique column and a foreign key column", () => {
     const s = seeded();
