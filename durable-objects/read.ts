@@ -139,9 +139,16 @@ export function buildLevel(
   return level;
 }
 
+// Table aliases restart at t1 for every statement, so the same request shape yields the same
+// SQL text and hits SQLite's prepared-statement cache. Statements are built synchronously,
+// one at a time, so a module-level counter is safe.
 let aliasCounter = 0;
+export function firstAlias(): string {
+  aliasCounter = 1;
+  return "t1";
+}
 function nextAlias(): string {
-  aliasCounter = (aliasCounter + 1) % 1_000_000;
+  aliasCounter += 1;
   return `t${aliasCounter}`;
 }
 
@@ -258,7 +265,7 @@ export interface ReadOptions {
 /** Runs the root SELECT and every embed; returns wire-form rows. */
 export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opts: ReadOptions): Row[] {
   const params = new SqlParams();
-  const alias = nextAlias();
+  const alias = firstAlias();
   let where = levelWhere(schema, level, alias, params);
   if (opts.rootFilter) where += ` AND ${opts.rootFilter(alias, params)}`;
   const limit = Math.min(opts.limit ?? MAX_ROWS, MAX_ROWS);
@@ -286,7 +293,7 @@ function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: u
   const byKey = new Map<unknown, Row[]>();
   if (distinct.length > 0) {
     const params = new SqlParams();
-    const alias = nextAlias();
+    const alias = firstAlias();
     const fk = `${alias}.${quoteIdent(embed.rel.foreignColumns[0]!)}`;
     const where = `${fk} IN (SELECT value FROM json_each(${params.add(JSON.stringify(distinct))})) AND ${levelWhere(schema, child, alias, params)}`;
     const text =
@@ -333,7 +340,7 @@ function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: u
 /** `count=exact`: all rows the filters (and policy, and `!inner`) let through. */
 export function countLevel(sql: SqlStorage, schema: SchemaIndex, level: Level): number {
   const params = new SqlParams();
-  const alias = nextAlias();
+  const alias = firstAlias();
   const where = levelWhere(schema, level, alias, params);
   const row = sql
     .exec(

@@ -10,7 +10,7 @@ import { MISSING, type RowBatch } from "../shared/rest/bodies.ts";
 import { OWNER_COLUMN } from "../shared/schema.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { Access } from "./policy.ts";
-import { type Level, levelWhere } from "./read.ts";
+import { firstAlias, type Level, levelWhere } from "./read.ts";
 import type { ColumnInfo, SchemaIndex, TableInfo } from "./schema-index.ts";
 import { SqlParams } from "./sql-where.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
@@ -167,7 +167,7 @@ export function selectTargets(
   limit?: number,
 ): PrimaryKey[] {
   const params = new SqlParams();
-  const alias = "w";
+  const alias = firstAlias();
   const where = levelWhere(schema, level, alias, params);
   const pk = level.table.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`).join(", ");
   let text = `SELECT ${pk} FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`;
