@@ -10,6 +10,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
 import { PRINCIPAL_HEADER, type Principal } from "../shared/principal.ts";
+import { readJsonBody } from "../shared/rest/bodies.ts";
 import type { Env } from "../workers/env.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
 import { handleRest } from "./rest-handler.ts";
@@ -17,6 +18,7 @@ import { JSON_TYPE, respond } from "./rest-response.ts";
 import { walRange } from "./wal.ts";
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+const MAX_SCHEMA_BYTES = 1024 * 1024;
 
 export class ProjectDO extends DurableObject<Env> {
   private state!: ProjectState;
@@ -47,10 +49,15 @@ export class ProjectDO extends DurableObject<Env> {
       this.lastActivity = Date.now();
       return await this.route(request, requestId);
     } catch (err) {
-      // Refused before the body was read: release the stream so the runtime does not complain.
-      if (request.body && !request.bodyUsed) request.body.cancel().catch(() => {});
+      // Refused before the body was read: read it to the end (bounded) so the gateway's
+      // stream into this request completes before the response is sent.
+      if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
       return errorResponse(err, requestId);
     }
+  }
+
+  private maxBodyBytes(): number {
+    return Number(this.env.HEARTH_MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES;
   }
 
   private principalOf(request: Request): Principal {
@@ -80,7 +87,7 @@ export class ProjectDO extends DurableObject<Env> {
           schema: this.state.requireSchema(),
           principal,
           requestId,
-          maxBodyBytes: Number(this.env.HEARTH_MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES,
+          maxBodyBytes: this.maxBodyBytes(),
           baseUrl: `${url.origin}${prefix}/rest/v1`,
         },
         request,
@@ -96,10 +103,8 @@ export class ProjectDO extends DurableObject<Env> {
         });
       }
       if (method === "PUT") {
-        let body: unknown;
-        try {
-          body = await request.json();
-        } catch {
+        const body = await readJsonBody(request, MAX_SCHEMA_BYTES);
+        if (body === undefined) {
           throw new HearthError(
             "HEARTH_SCHEMA_INVALID",
             'The schema must be a JSON object with a "tables" key.',
@@ -142,6 +147,24 @@ export class ProjectDO extends DurableObject<Env> {
       );
     }
     throw new HearthError("HEARTH_NOT_FOUND", `No route for ${method} ${url.pathname}`);
+  }
+}
+
+async function drain(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<void> {
+  const reader = body.getReader();
+  let seen = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+      if (seen > maxBytes) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // the client went away: nothing left to drain
   }
 }
 

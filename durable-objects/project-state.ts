@@ -76,6 +76,27 @@ export class ProjectState {
     return this.schema;
   }
 
+  /** Runs a migration; SQLite refusing it because of existing rows is the client's 409. */
+  private applyInTransaction(fn: () => void): void {
+    try {
+      this.storage.transactionSync(fn);
+    } catch (err) {
+      if (err instanceof HearthError || !(err instanceof Error)) throw err;
+      const reason = err.message.replace(/: SQLITE_[A-Z_]+$/, "");
+      if (/constraint failed|datatype mismatch|cannot store/i.test(reason)) {
+        throw new HearthError(
+          "HEARTH_SCHEMA_CONFLICT",
+          "The migration cannot be applied to the rows already stored",
+          {
+            details: reason,
+            hint: "Fix or delete the rows that conflict (duplicates for unique, nulls for notNull, values of another type), then retry.",
+          },
+        );
+      }
+      throw err;
+    }
+  }
+
   /** Validates, plans and applies a schema in one transaction; returns what changed. */
   applySchema(input: unknown): { schema: ProjectSchema; version: number; applied: string[] } {
     const next = parseProjectSchema(input);
@@ -85,7 +106,7 @@ export class ProjectState {
     const index = new SchemaIndex(stored);
     const changed = plan.statements.length > 0 || JSON.stringify(current) !== JSON.stringify(stored);
     if (changed) {
-      this.storage.transactionSync(() => {
+      this.applyInTransaction(() => {
         // Triggers name every column: drop them first so DROP COLUMN and table rebuilds can run.
         if (this.schema) {
           for (const table of this.schema.tables.values()) {

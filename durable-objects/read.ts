@@ -255,11 +255,26 @@ function convertRow(schema: SchemaIndex, level: Level, raw: Row): Row {
   return out;
 }
 
+export type PrimaryKey = unknown[];
+
+/** WHERE text selecting exactly the given primary keys (one JSON parameter). */
+export function pkFilter(table: TableInfo, keys: PrimaryKey[], alias: string, params: SqlParams): string {
+  if (keys.length === 0) return "0";
+  if (table.primaryKey.length === 1) {
+    return `${alias}.${quoteIdent(table.primaryKey[0]!)} IN (SELECT value FROM json_each(${params.add(JSON.stringify(keys.map((k) => k[0])))}))`;
+  }
+  const tuple = `json_array(${table.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`).join(", ")})`;
+  return `${tuple} IN (SELECT json(value) FROM json_each(${params.add(JSON.stringify(keys))}))`;
+}
+
 export interface ReadOptions {
   limit?: number;
   offset?: number;
-  /** extra condition on the root, e.g. `pk IN (...)` after a write */
-  rootFilter?: (alias: string, params: SqlParams) => string;
+  /**
+   * Read exactly these rows (the representation of a write): no row cap, and rows come
+   * back in the order of `keys`, as PostgREST returns written rows in body order.
+   */
+  keys?: PrimaryKey[];
 }
 
 /** Runs the root SELECT and every embed; returns wire-form rows. */
@@ -267,13 +282,28 @@ export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opt
   const params = new SqlParams();
   const alias = firstAlias();
   let where = levelWhere(schema, level, alias, params);
-  if (opts.rootFilter) where += ` AND ${opts.rootFilter(alias, params)}`;
-  const limit = Math.min(opts.limit ?? MAX_ROWS, MAX_ROWS);
-  const text =
-    `SELECT ${selectList(schema, level, alias, params).join(", ") || "1"} FROM ${quoteIdent(level.table.name)} AS ${alias}` +
-    ` WHERE ${where} ORDER BY ${orderSql(schema, level, alias, params, level.mods.order)}` +
-    ` LIMIT ${params.add(limit)} OFFSET ${params.add(opts.offset ?? 0)}`;
-  const raws = sql.exec(text, ...params.values).toArray() as Row[];
+  const columns = selectList(schema, level, alias, params);
+  let tail: string;
+  if (opts.keys) {
+    where += ` AND ${pkFilter(level.table, opts.keys, alias, params)}`;
+    level.table.primaryKey.forEach((c, i) => {
+      columns.push(`${alias}.${quoteIdent(c)} AS "p${i}"`);
+    });
+    tail = "";
+  } else {
+    const limit = Math.min(opts.limit ?? MAX_ROWS, MAX_ROWS);
+    tail =
+      ` ORDER BY ${orderSql(schema, level, alias, params, level.mods.order)}` +
+      ` LIMIT ${params.add(limit)} OFFSET ${params.add(opts.offset ?? 0)}`;
+  }
+  const text = `SELECT ${columns.join(", ") || "1"} FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}${tail}`;
+  let raws = sql.exec(text, ...params.values).toArray() as Row[];
+  if (opts.keys) {
+    const byKey = new Map(
+      raws.map((r) => [JSON.stringify(level.table.primaryKey.map((_, i) => r[`p${i}`])), r]),
+    );
+    raws = opts.keys.map((k) => byKey.get(JSON.stringify(k))).filter((r): r is Row => r !== undefined);
+  }
   const rows = raws.map((r) => convertRow(schema, level, r));
   for (const [i, embed] of level.embeds.entries()) {
     attachEmbed(

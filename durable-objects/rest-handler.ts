@@ -15,9 +15,8 @@ import { readAccess, writeAccess } from "./policy.ts";
 import { buildLevel, countLevel, type Level, type Row, runLevel } from "./read.ts";
 import { contentRange, formatBody, respond, singular } from "./rest-response.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
-import type { SqlParams } from "./sql-where.ts";
 import { beginWalTx, walCountsOf } from "./wal.ts";
-import { deleteRows, insertBatch, type PrimaryKey, pkFilter, selectTargets, updateRows } from "./write.ts";
+import { deleteRows, insertBatch, type PrimaryKey, selectTargets, updateRows } from "./write.ts";
 
 export interface RestContext {
   sql: SqlStorage;
@@ -125,7 +124,8 @@ function openApi(ctx: RestContext, request: Request): Response {
 }
 
 function pagingOf(plan: QueryPlan, request: Request): { offset: number; limit?: number } {
-  const range = parseRange(request.headers.get("range"));
+  // PostgREST applies the Range header to GET only (not HEAD).
+  const range = request.method.toUpperCase() === "GET" ? parseRange(request.headers.get("range")) : null;
   let offset = plan.offset ?? 0;
   let end = plan.limit !== undefined ? offset + plan.limit : Number.POSITIVE_INFINITY;
   if (range) {
@@ -184,15 +184,7 @@ async function bodyOf(ctx: RestContext, request: Request, plan: QueryPlan): Prom
 /** The representation of written rows, re-read through the read path (embeds included). */
 function representation(ctx: RestContext, level: Level, keys: PrimaryKey[]): Row[] {
   if (keys.length === 0) return [];
-  const rows = runLevel(
-    ctx.sql,
-    ctx.schema,
-    { ...level, mods: { ...level.mods, order: [] } },
-    {
-      limit: Number.MAX_SAFE_INTEGER,
-      rootFilter: (alias: string, params: SqlParams) => pkFilter(level.table, keys, alias, params),
-    },
-  );
+  const rows = runLevel(ctx.sql, ctx.schema, level, { keys });
   return rows;
 }
 

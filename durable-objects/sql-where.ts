@@ -79,10 +79,11 @@ export function compileField(ctx: WhereContext, field: FieldRef): CompiledField 
   return { sql: `(${ref} -> ${path})`, kind: "json-value", column: col.name };
 }
 
-function encrypted(ctx: WhereContext, field: FieldRef): void {
-  const col = ctx.table.columns.get(field.column);
-  if (col?.def.encrypted) {
-    throw new HearthError("HEARTH_UNSUPPORTED", `Cannot filter on encrypted column "${field.column}"`, {
+function encrypted(ctx: WhereContext, f: Filter): void {
+  const col = ctx.table.columns.get(f.field.column);
+  // Whether a value is present is not secret; is.null / not.is.null stay allowed.
+  if (col?.def.encrypted && !(f.op === "is" && (f.value === "null" || f.value === "not_null"))) {
+    throw new HearthError("HEARTH_UNSUPPORTED", `Cannot filter on encrypted column "${f.field.column}"`, {
       details: "Encrypted columns hold client-side ciphertext; the server never sees their values.",
       hint: "Filter on another column, or decrypt and filter on the client.",
     });
@@ -171,7 +172,7 @@ function containment(ctx: WhereContext, f: Filter, field: CompiledField): string
 function compileFilter(ctx: WhereContext, f: Filter): string {
   const special = ctx.embedFilter?.(f);
   if (special != null) return f.negate ? `NOT (${special})` : special;
-  encrypted(ctx, f.field);
+  encrypted(ctx, f);
   const field = compileField(ctx, f.field);
   let sql: string;
   switch (f.op) {

@@ -12,7 +12,7 @@ function splitQualified(q: string): { table: string; column: string } {
 export function mapSqliteError(err: unknown): unknown {
   if (err instanceof HearthError || !(err instanceof Error)) return err;
   const msg = err.message;
-  let m = /UNIQUE constraint failed: ([^\s,]+)/.exec(msg);
+  let m = /UNIQUE constraint failed: ([^\s,:]+)/.exec(msg);
   if (m) {
     const { table, column } = splitQualified(m[1]!);
     return new HearthError(
@@ -23,7 +23,7 @@ export function mapSqliteError(err: unknown): unknown {
       },
     );
   }
-  m = /NOT NULL constraint failed: (\S+)/.exec(msg);
+  m = /NOT NULL constraint failed: ([^\s,:]+)/.exec(msg);
   if (m) {
     const { table, column } = splitQualified(m[1]!);
     return new HearthError(
@@ -39,12 +39,21 @@ export function mapSqliteError(err: unknown): unknown {
       details: "A referenced row does not exist, or a row that others reference would be removed.",
     });
   }
-  m = /cannot store (\w+) value in (\w+) column (\S+)/.exec(msg);
+  m = /cannot store (\w+) value in (\w+) column ([^\s,:]+)/.exec(msg);
   if (m) {
     const { column } = splitQualified(m[3]!);
     return new HearthError(
       "22P02",
       `invalid input for column "${column}": a ${m[1]!.toLowerCase()} value is not a ${m[2]!.toLowerCase()}`,
+    );
+  }
+  if (/ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint/.test(msg)) {
+    return new HearthError(
+      "42P10",
+      "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+      {
+        hint: "on_conflict must name the primary key or a column declared unique.",
+      },
     );
   }
   if (/CHECK constraint failed/.test(msg)) {

@@ -10,15 +10,16 @@ import { MISSING, type RowBatch } from "../shared/rest/bodies.ts";
 import { OWNER_COLUMN } from "../shared/schema.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { Access } from "./policy.ts";
-import { firstAlias, type Level, levelWhere } from "./read.ts";
+import { firstAlias, type Level, levelWhere, type PrimaryKey, pkFilter } from "./read.ts";
+
+export type { PrimaryKey };
+
 import type { ColumnInfo, SchemaIndex, TableInfo } from "./schema-index.ts";
 import { SqlParams } from "./sql-where.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
 import { bytesToHex, type StorageValue, toStorage } from "./values.ts";
 
 const ROWS_PER_STATEMENT = 2000;
-
-export type PrimaryKey = unknown[];
 
 function unknownColumn(table: TableInfo, column: string): HearthError {
   return new HearthError(
@@ -89,7 +90,7 @@ export function insertBatch(
         if (j < batch.columns.length) {
           const raw = row[j];
           if (raw === MISSING || raw === undefined) v = opts.missingDefault ? defaultValue(col) : null;
-          else v = toStorage(col.type, raw, col.name, typeof raw === "string" && col.type !== "text");
+          else v = toStorage(col.type, raw, col.name, batch.text === true);
         } else v = defaultValue(col);
         if (j === ownerAt) {
           if (v !== null && v !== MISSING && v !== own) {
@@ -149,16 +150,6 @@ export function insertBatch(
   return keys;
 }
 
-/** WHERE text and params that select exactly the given primary keys. */
-export function pkFilter(table: TableInfo, keys: PrimaryKey[], alias: string, params: SqlParams): string {
-  if (keys.length === 0) return "0";
-  if (table.primaryKey.length === 1) {
-    return `${alias}.${quoteIdent(table.primaryKey[0]!)} IN (SELECT value FROM json_each(${params.add(JSON.stringify(keys.map((k) => k[0])))}))`;
-  }
-  const tuple = `json_array(${table.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`).join(", ")})`;
-  return `${tuple} IN (SELECT json(value) FROM json_each(${params.add(JSON.stringify(keys))}))`;
-}
-
 /** Primary keys of the rows a write's filters select (with order/limit when given). */
 export function selectTargets(
   sql: SqlStorage,
@@ -194,9 +185,7 @@ export function updateRows(
       throw new HearthError("42501", `${OWNER_COLUMN} cannot be changed`, { status: 403 });
     }
     const v =
-      raw === MISSING || raw === undefined
-        ? null
-        : toStorage(col.type, raw, col.name, typeof raw === "string" && col.type !== "text");
+      raw === MISSING || raw === undefined ? null : toStorage(col.type, raw, col.name, patch.text === true);
     return `${quoteIdent(c)} = ${col.type === "bytes" && v !== null ? `unhex(${params.add(jsonSafe(v))})` : params.add(v)}`;
   });
   const pk = table.primaryKey.map((c) => quoteIdent(c)).join(", ");

@@ -27,6 +27,7 @@ export interface StartHearthOptions {
   timeoutMs?: number;
   env?: Record<string, string>;
   onOutput?: (chunk: string) => void;
+  snapshot?: boolean;
 }
 
 export interface HearthProcess {
@@ -34,11 +35,14 @@ export interface HearthProcess {
   port: number;
   adminKey: string;
   stateDir: string;
+  srcDir: string;
   pid: number | undefined;
   output(): string;
   exited(): { code: number | null; signal: string | null; error?: Error } | null;
   stop(): Promise<void>;
 }
+
+export declare function snapshotSource(): Promise<string>;
 
 export declare function startHearth(opts?: StartHearthOptions): Promise<HearthProcess>;
 

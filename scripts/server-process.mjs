@@ -1,7 +1,8 @@
 /**
  * Starts `node scripts/start.mjs` (the `npm start` server) as a child in its own process group
- * on a free loopback port with a throwaway state directory, waits for `GET /health`, and stops
- * it by process group. Shared by the e2e tests (test/e2e/server.ts) and the benchmarks
+ * on a free loopback port with a throwaway state directory, from a snapshot of the sources
+ * (wrangler dev restarts the Worker whenever a watched file changes), waits for `GET /health`,
+ * and stops it by process group. Shared by the e2e tests (test/e2e/server.ts) and the benchmarks
  * (bench/lib/hearth.mjs), so both exercise exactly what `npm start` runs.
  *
  * Invariants: every process this module starts is killed by its process-group id (never by
@@ -9,7 +10,7 @@
  */
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -142,6 +143,29 @@ export async function stopProcessGroup(pgid, { graceMs = 10_000, killMs = 5_000 
   return left;
 }
 
+// Left out of a source snapshot; node_modules is symlinked instead of copied.
+const SNAPSHOT_SKIP = new Set(["node_modules", ".git", ".wrangler", ".hearth-bench", "dist"]);
+const BENCH_RESULTS = path.join(REPO_ROOT, "bench", "results");
+
+/**
+ * Copies the checkout (minus node_modules, .git, .wrangler) to a temp dir and links its
+ * node_modules. `wrangler dev` watches its sources and restarts the Worker when one changes
+ * ("Your worker restarted mid-request", 503): run from a snapshot, tests and benchmarks see
+ * one version of the code even while someone edits the checkout.
+ */
+export async function snapshotSource() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "hearth-src-"));
+  for (const entry of await readdir(REPO_ROOT)) {
+    if (SNAPSHOT_SKIP.has(entry)) continue;
+    await cp(path.join(REPO_ROOT, entry), path.join(dir, entry), {
+      recursive: true,
+      filter: (src) => src !== BENCH_RESULTS,
+    });
+  }
+  await symlink(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+  return dir;
+}
+
 /**
  * Starts Hearth via `node scripts/start.mjs` in a new process group.
  *
@@ -153,17 +177,21 @@ export async function stopProcessGroup(pgid, { graceMs = 10_000, killMs = 5_000 
  * @param {number} [opts.timeoutMs] how long to wait for /health (default 120 s)
  * @param {Record<string,string>} [opts.env] extra environment
  * @param {(chunk: string) => void} [opts.onOutput] sees the server's stdout and stderr
+ * @param {boolean} [opts.snapshot] run from a copy of the sources (default true, see snapshotSource)
  */
 export async function startHearth(opts = {}) {
   const port = opts.port ?? (await freePort());
   const adminKey = opts.adminKey ?? DEFAULT_ADMIN_KEY;
   const ownsStateDir = !opts.stateDir;
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), "hearth-state-")));
+  const srcDir = opts.snapshot === false ? null : await snapshotSource();
+  const root = srcDir ?? REPO_ROOT;
   const url = `http://${LOOPBACK}:${port}`;
 
   const env = {
     ...process.env,
     NO_COLOR: "1", // the output is captured for error messages, not shown on a terminal
+    FORCE_COLOR: "0",
     ...opts.env,
     PORT: String(port),
     HEARTH_ADMIN_KEY: adminKey,
@@ -178,8 +206,8 @@ export async function startHearth(opts = {}) {
     opts.onOutput?.(text);
   };
 
-  const child = spawn(process.execPath, [START_SCRIPT], {
-    cwd: REPO_ROOT,
+  const child = spawn(process.execPath, [path.join(root, "scripts", "start.mjs")], {
+    cwd: root,
     env,
     detached: true, // own process group: stop() signals -pid and reaches wrangler and workerd too
     stdio: ["ignore", "pipe", "pipe"],
@@ -208,6 +236,7 @@ export async function startHearth(opts = {}) {
     }
     try {
       if (ownsStateDir) rmSync(stateDir, { recursive: true, force: true, maxRetries: 3 });
+      if (srcDir) rmSync(srcDir, { recursive: true, force: true, maxRetries: 3 });
     } catch {
       // best effort while exiting
     }
@@ -220,6 +249,7 @@ export async function startHearth(opts = {}) {
       const left = pgid ? await stopProcessGroup(pgid) : [];
       process.off("exit", onParentExit);
       if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
+      if (srcDir) await rm(srcDir, { recursive: true, force: true });
       if (left.length > 0) {
         throw new Error(`Hearth process group ${pgid} still has live processes ${left.join(", ")}`);
       }
@@ -253,6 +283,8 @@ export async function startHearth(opts = {}) {
     pid: pgid,
     /** The last characters the server printed (stdout and stderr interleaved). */
     output: () => tail,
+    /** The source tree the server runs from (a snapshot unless `snapshot: false`). */
+    srcDir: root,
     /** Whether the start.mjs process has exited. */
     exited: () => exited,
     stop,

@@ -41,6 +41,7 @@ export const ERROR_STATUS = {
   "23514": 400, // check violation
   "42501": 403, // permission denied (401 for the anon role, see statusFor)
   "42703": 400, // undefined column in an expression
+  "42P10": 400, // on_conflict does not match a unique constraint
   "42704": 400, // unknown type in a cast
   "42883": 404, // undefined function / operator
   // Hearth's own
@@ -48,6 +49,7 @@ export const ERROR_STATUS = {
   HEARTH_SCHEMA_INVALID: 400,
   HEARTH_SCHEMA_DESTRUCTIVE: 409,
   HEARTH_SCHEMA_MISSING: 404,
+  HEARTH_SCHEMA_CONFLICT: 409, // a migration the existing rows cannot satisfy
   HEARTH_UNSUPPORTED: 400,
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
@@ -120,12 +122,17 @@ export function errorResponse(
   if (status >= 500 && !(err instanceof HearthError)) {
     console.error(`[${requestId}] unexpected error`, err);
   }
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: {
-      "content-type": "application/json; charset=utf-8",
-      [REQUEST_ID_HEADER]: requestId,
-      ...extraHeaders,
-    },
-  });
+  const headers: Record<string, string> = {
+    "content-type": "application/json; charset=utf-8",
+    [REQUEST_ID_HEADER]: requestId,
+    ...extraHeaders,
+  };
+  if (status === 401) {
+    // RFC 6750, as PostgREST answers token failures.
+    headers["www-authenticate"] =
+      body.code === "PGRST301"
+        ? `Bearer error="invalid_token", error_description="${body.message.replaceAll('"', "'")}"`
+        : "Bearer";
+  }
+  return new Response(JSON.stringify(body), { status, headers });
 }

@@ -188,3 +188,94 @@ function encodeStrings(values: string[]): { offsets: Int32Array; data: Uint8Arra
   });
   return { offsets, data };
 }
+
+describe("migrations the stored rows cannot satisfy", () => {
+  it("answers 409 HEARTH_SCHEMA_CONFLICT and changes nothing", async () => {
+    const p = await createProject();
+    await putSchema(p, V1);
+    await rest(p, "/todos", {
+      method: "POST",
+      body: [
+        { id: 1, title: "same" },
+        { id: 2, title: "same" },
+      ],
+    });
+    const unique = structuredClone(V1) as { tables: { todos: { columns: Record<string, unknown> } } };
+    unique.tables.todos.columns.title = { type: "text", notNull: true, unique: true };
+    const res = await putSchema(p, unique);
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: "HEARTH_SCHEMA_CONFLICT" });
+    const after = await call(`${p.url}/schema`, { key: p.serviceKey });
+    expect(await after.json()).toEqual(V1);
+  });
+
+  it("refuses on_conflict on a column that is not unique with 400 42P10", async () => {
+    const p = await createProject();
+    await putSchema(p, V1);
+    const res = await rest(p, "/todos?on_conflict=title", { method: "POST", body: [{ id: 1, title: "x" }] });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "42P10" });
+  });
+
+  it("stores a JSON string in a json column as a string, and parses CSV text", async () => {
+    const p = await createProject();
+    await putSchema(p, {
+      tables: { docs: { columns: { id: { type: "integer", primaryKey: true }, data: { type: "json" } } } },
+    });
+    await rest(p, "/docs", {
+      method: "POST",
+      body: [
+        { id: 1, data: '{"a":1}' },
+        { id: 2, data: "hello" },
+      ],
+    });
+    await rest(p, "/docs", {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: 'id,data\n3,"{""a"":1}"',
+    });
+    const res = await rest(p, "/docs?order=id");
+    expect(await res.json()).toEqual([
+      { id: 1, data: '{"a":1}' },
+      { id: 2, data: "hello" },
+      { id: 3, data: { a: 1 } },
+    ]);
+  });
+
+  it("returns written rows in body order, beyond the read cap", async () => {
+    const p = await createProject();
+    await putSchema(p, V1);
+    const rows = Array.from({ length: 10_050 }, (_, i) => ({ id: 10_050 - i, title: `t${i}` }));
+    const res = await rest(p, "/todos?select=id", {
+      method: "POST",
+      headers: { prefer: "return=representation" },
+      body: rows,
+    });
+    const body = (await res.json()) as { id: number }[];
+    expect(body).toHaveLength(10_050);
+    expect(body[0]).toEqual({ id: 10_050 });
+    expect(body.at(-1)).toEqual({ id: 1 });
+  });
+});
+
+describe("CORS", () => {
+  it("answers preflights without a key and exposes PostgREST headers", async () => {
+    const p = await createProject();
+    let res = await call(`${p.url}/rest/v1/todos`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "apikey,prefer",
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-allow-headers")).toContain("apikey");
+    res = await call(`${p.url}/rest/v1/todos`, {
+      key: p.serviceKey,
+      headers: { origin: "http://app.example" },
+    });
+    expect(res.headers.get("access-control-expose-headers")).toContain("content-range");
+  });
+});

@@ -3,6 +3,7 @@
  * request to the project's Durable Object; it never reads project data itself.
  */
 import { Hono } from "hono";
+import { cors } from "hono/cors";
 import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
 import { projectsRoutes } from "./admin/projects.ts";
 import { readConfig } from "./config.ts";
@@ -13,16 +14,38 @@ export { ProjectDO } from "../durable-objects/project-do.ts";
 
 const app = new Hono<AppEnv>();
 
+// Browsers call Hearth from any origin with the headers supabase-js sends; keys, not
+// cookies, authenticate, so a wildcard origin is safe.
+app.use(
+  "*",
+  cors({
+    origin: "*",
+    allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    allowHeaders: [
+      "authorization",
+      "apikey",
+      "content-type",
+      "prefer",
+      "range",
+      "range-unit",
+      "accept",
+      "accept-profile",
+      "content-profile",
+      "x-client-info",
+      "x-supabase-api-version",
+      "x-request-id",
+    ],
+    exposeHeaders: ["content-range", "preference-applied", "location", "x-request-id", "content-location"],
+    maxAge: 86400,
+  }),
+);
+
 app.use("*", async (c, next) => {
   const requestId = c.req.header(REQUEST_ID_HEADER) ?? crypto.randomUUID();
   c.set("requestId", requestId);
   readConfig(c.env); // refuses to serve a misconfigured deployment
   await next();
-  if (!c.res.headers.has(REQUEST_ID_HEADER)) {
-    // Responses relayed from a Durable Object have immutable headers: copy before setting.
-    c.res = new Response(c.res.body, c.res);
-    c.res.headers.set(REQUEST_ID_HEADER, requestId);
-  }
+  if (!c.res.headers.has(REQUEST_ID_HEADER)) c.res.headers.set(REQUEST_ID_HEADER, requestId);
 });
 
 app.get("/health", (c) => c.json({ status: "ok" }));

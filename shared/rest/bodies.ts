@@ -18,6 +18,11 @@ export interface RowBatch {
   rows: unknown[][];
   /** The body was one JSON object (or a form: one row), not an array or a bulk format. */
   single: boolean;
+  /**
+   * Values are text to cast (CSV, forms), not typed JSON: a json column then parses the
+   * string, where a JSON body's string is stored as a JSON string.
+   */
+  text?: boolean;
 }
 
 export interface ReadRowBatchOptions {
@@ -50,13 +55,31 @@ export async function readRowBatch(request: Request, opts: ReadRowBatchOptions):
   const bytes = await readAll(request, opts.maxBytes);
   if (ARROW_TYPES.has(mediaType)) return project(fromArrow(bytes), opts.columns, false);
   const text = decodeUtf8(bytes);
-  if (mediaType === "text/csv") return project(parseCsv(text), opts.columns, false);
+  if (mediaType === "text/csv") return { ...project(parseCsv(text), opts.columns, false), text: true };
   if (mediaType === "application/x-www-form-urlencoded") {
     const form = new Map<string, string>(); // repeated keys: the last one wins
     for (const [k, v] of new URLSearchParams(text)) form.set(k, v);
-    return project({ columns: [...form.keys()], rows: [[...form.values()]] }, opts.columns, true);
+    return {
+      ...project({ columns: [...form.keys()], rows: [[...form.values()]] }, opts.columns, true),
+      text: true,
+    };
   }
   return readJson(text, opts.columns);
+}
+
+/**
+ * A small JSON body (schema, project settings) read within `maxBytes` (413 past it);
+ * `undefined` when it is not valid JSON, for the caller to refuse in its own words.
+ */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) throw tooLarge(maxBytes, `Content-Length is ${declared} bytes.`);
+  const bytes = await readAll(request, maxBytes);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return undefined;
+  }
 }
 
 function bad(message: string, extra: { details?: string; hint?: string } = {}): HearthError {

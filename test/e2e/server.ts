@@ -4,6 +4,7 @@
  * HEARTH_STATE_DIR (see scripts/server-process.mjs), and `stop()` kills that group and removes
  * the directory. `createProject` and `putSchema` call the admin and schema endpoints.
  */
+import { appendFileSync, writeFileSync } from "node:fs";
 import { startHearth } from "../../scripts/server-process.mjs";
 
 export interface Server {
@@ -22,9 +23,19 @@ export interface Project {
   serviceKey: string;
 }
 
-/** Starts Hearth; rejects with the tail of the server's output if it dies or never gets healthy. */
-export async function startServer(opts: { timeoutMs?: number } = {}): Promise<RunningServer> {
-  const server = await startHearth(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+/**
+ * Starts Hearth; rejects with the tail of the server's output if it dies or never gets healthy.
+ * `logFile` receives everything the server prints (wrangler's request log, uncaught errors).
+ */
+export async function startServer(
+  opts: { timeoutMs?: number; logFile?: string } = {},
+): Promise<RunningServer> {
+  const { logFile } = opts;
+  if (logFile) writeFileSync(logFile, "");
+  const server = await startHearth({
+    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    ...(logFile ? { onOutput: (chunk: string) => appendFileSync(logFile, chunk) } : {}),
+  });
   return { url: server.url, adminKey: server.adminKey, stop: () => server.stop() };
 }
 

@@ -8,9 +8,10 @@ import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
+import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { type Caller, platformCaller } from "../auth/admin.ts";
 import { sha256Hex, signKey } from "../auth/keys.ts";
-import { apiKeys, projectMembers, projects } from "../catalog/schema.ts";
+import { accounts, apiKeys, projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { deleteProjectBlobs } from "../project/storage.ts";
@@ -72,11 +73,16 @@ export const projectsRoutes = new Hono<AppEnv>();
 
 projectsRoutes.post("/", async (c) => {
   const caller = await platformCaller(c);
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
+  const body = await readJsonBody(c.req.raw, 64 * 1024);
+  if (body === undefined)
     throw new HearthError("HEARTH_BAD_REQUEST", 'Body must be JSON like {"name": "my-project"}.');
+  if (caller.kind === "account") {
+    const [known] = await drizzle(c.env.CATALOG)
+      .select({ id: accounts.id })
+      .from(accounts)
+      .where(eq(accounts.id, caller.accountId));
+    if (!known)
+      throw new HearthError("HEARTH_UNAUTHORIZED", "The access token names an account that does not exist.");
   }
   const parsed = CreateProjectSchema.safeParse(body);
   if (!parsed.success) {

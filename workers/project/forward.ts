@@ -14,6 +14,7 @@ import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 
 const PROJECT_ID = /^[a-z0-9]{20}$/;
+const SMALL_BODY_BYTES = 1024 * 1024;
 
 async function membershipOf(
   db: D1Database,
@@ -66,6 +67,26 @@ export async function forwardToProject(c: Context<AppEnv>): Promise<Response> {
   headers.set(REQUEST_ID_HEADER, c.get("requestId"));
   const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(projectId));
   const init: RequestInit = { method: c.req.method, headers };
-  if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.req.raw.body) init.body = c.req.raw.body;
-  return stub.fetch(new Request(c.req.url, init));
+  if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.req.raw.body) {
+    const maxBytes = readConfig(c.env).maxBodyBytes;
+    const declared = Number(c.req.header("content-length") ?? Number.NaN);
+    if (declared > maxBytes) {
+      throw new HearthError(
+        "HEARTH_PAYLOAD_TOO_LARGE",
+        `Request body is larger than the limit of ${maxBytes} bytes`,
+        {
+          details: `Content-Length is ${declared} bytes.`,
+          hint: "Split the rows into several requests.",
+        },
+      );
+    }
+    // Small bodies are buffered: if the DO refuses the request without reading a streamed
+    // body, the runtime errors on the half-read stream ("Can't read from request stream
+    // after response has been sent") and may restart the isolate. Large ones stream, and
+    // the DO drains them when it refuses early.
+    init.body = declared <= SMALL_BODY_BYTES ? await c.req.arrayBuffer() : c.req.raw.body;
+  }
+  const res = await stub.fetch(new Request(c.req.url, init));
+  // A stub's Response has immutable headers; middleware (CORS) adds some on the way out.
+  return new Response(res.body, res);
 }
