@@ -233,14 +233,13 @@ async function insert(
     const keys = insertBatch(ctx.sql, table, batch, {
       access,
       missingDefault: prefer.missing === "default",
+      returnKeys: wantRows || prefer.return === "headers-only",
       ...(upsert ? { upsert } : {}),
     });
     const counts = walCountsOf(ctx.sql, tx);
     const rows = wantRows ? representation(ctx, level, keys) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
-    if (accept.format === "object" && !wantRows && keys.length !== 1 && prefer.return !== "minimal")
-      singular([]);
-    return { keys, counts, rows };
+    return { keys, counts, rows, written: counts.INSERT + counts.UPDATE };
   });
   // PostgREST: 201 when anything was inserted, 200 when an upsert only updated (or did nothing).
   const status = upsert !== undefined && result.counts.INSERT === 0 ? 200 : 201;
@@ -257,7 +256,7 @@ async function insert(
       .join("&");
     extra.location = `/${table.name}?${q}`;
   }
-  return writeResponse(ctx, status, result.rows, result.keys.length, prefer, accept, level, extra);
+  return writeResponse(ctx, status, result.rows, result.written, prefer, accept, level, extra);
 }
 
 function requireFilter(plan: QueryPlan, prefer: Prefer, verb: "UPDATE" | "DELETE"): void {

@@ -85,12 +85,45 @@ function toBytes(v: unknown, column: string): ArrayBuffer {
   throw bad("bytes", v, column);
 }
 
+const CANONICAL_TS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{3}Z$/;
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Already in storage form (`2024-01-02T03:04:05.000Z`) and a real instant: no Date round trip. */
+function isCanonicalTimestamp(s: string): boolean {
+  const m = CANONICAL_TS.exec(s);
+  if (!m) return false;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
+  return (
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= DAYS[month - 1]! + leap &&
+    Number(m[4]) < 24 &&
+    Number(m[5]) < 60 &&
+    Number(m[6]) < 60
+  );
+}
+
 /**
  * A wire value (parsed JSON from a body, or a string from CSV/query text when `fromText`)
  * to its storage form. null stays null; notNull is checked by the caller.
  */
 export function toStorage(type: ColumnType, v: unknown, column: string, fromText = false): StorageValue {
   if (v === null || v === undefined) return null;
+  // Fast paths for values already in their storage form: bulk inserts spend most of their
+  // JavaScript time here.
+  if (typeof v === "string") {
+    if (type === "text") return v;
+    if (type === "timestamp" && isCanonicalTimestamp(v)) return v;
+  } else if (typeof v === "number") {
+    if (type === "float" && Number.isFinite(v)) return v;
+    if (type === "bigint" && Number.isSafeInteger(v)) return v;
+  } else if (typeof v === "boolean" && type === "boolean") {
+    return v ? 1 : 0;
+  }
   switch (type) {
     case "text":
       if (typeof v === "string") return v;
