@@ -43,11 +43,30 @@ export class ProjectDO extends DurableObject<Env> {
     this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
   }
 
+  /**
+   * The gateway's entry point (Workers RPC): about 2 ms faster per request than `fetch`
+   * under wrangler dev (bench/results/core.md), and the principal travels as a value.
+   */
+  async handle(request: Request, principal: Principal, requestId: string): Promise<Response> {
+    try {
+      this.lastActivity = Date.now();
+      return await this.route(request, this.checkPrincipal(principal), requestId);
+    } catch (err) {
+      // Refused before the body was read: read it to the end (bounded) so the gateway's
+      // stream into this request completes before the response is sent.
+      if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
+      return errorResponse(err, requestId);
+    }
+  }
+
+  /** HTTP entry point, kept for WebSocket upgrades: the principal comes in a header. */
   override async fetch(request: Request): Promise<Response> {
     const requestId = request.headers.get(REQUEST_ID_HEADER) ?? crypto.randomUUID();
     try {
       this.lastActivity = Date.now();
-      return await this.route(request, requestId);
+      const raw = request.headers.get(PRINCIPAL_HEADER);
+      if (!raw) throw new HearthError("HEARTH_UNAUTHORIZED", "Missing credentials.");
+      return await this.route(request, this.checkPrincipal(JSON.parse(raw) as Principal), requestId);
     } catch (err) {
       // Refused before the body was read: read it to the end (bounded) so the gateway's
       // stream into this request completes before the response is sent.
@@ -60,10 +79,7 @@ export class ProjectDO extends DurableObject<Env> {
     return Number(this.env.HEARTH_MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES;
   }
 
-  private principalOf(request: Request): Principal {
-    const raw = request.headers.get(PRINCIPAL_HEADER);
-    if (!raw) throw new HearthError("HEARTH_UNAUTHORIZED", "Missing credentials.");
-    const principal = JSON.parse(raw) as Principal;
+  private checkPrincipal(principal: Principal): Principal {
     if (this.state.projectId === null || principal.projectId !== this.state.projectId) {
       throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${principal.projectId}".`);
     }
@@ -73,8 +89,7 @@ export class ProjectDO extends DurableObject<Env> {
     return principal;
   }
 
-  private async route(request: Request, requestId: string): Promise<Response> {
-    const principal = this.principalOf(request);
+  private async route(request: Request, principal: Principal, requestId: string): Promise<Response> {
     const url = new URL(request.url);
     const prefix = `/p/${principal.projectId}`;
     const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;

@@ -1,13 +1,14 @@
 /**
  * `{url}/...` of one project: authenticate the caller for this project, then hand the
- * request (body streamed, not buffered) to the project's Durable Object with the
- * established principal in a header the DO trusts.
+ * request to the project's Durable Object over Workers RPC (`handle`), with the
+ * established principal as a value. A client cannot forge it: it never travels in a
+ * header the client could set (any such header is dropped).
  */
 import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
-import { HearthError, REQUEST_ID_HEADER } from "../../shared/errors.ts";
-import { type MemberRole, PRINCIPAL_HEADER, PROJECT_HEADER, type Principal } from "../../shared/principal.ts";
+import { HearthError } from "../../shared/errors.ts";
+import { type MemberRole, PRINCIPAL_HEADER, type Principal } from "../../shared/principal.ts";
 import { bearerToken, verifyToken } from "../auth/keys.ts";
 import { projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
@@ -62,9 +63,7 @@ export async function forwardToProject(c: Context<AppEnv>): Promise<Response> {
   }
   const principal = await authenticate(c, projectId);
   const headers = new Headers(c.req.raw.headers);
-  headers.set(PRINCIPAL_HEADER, JSON.stringify(principal));
-  headers.set(PROJECT_HEADER, projectId);
-  headers.set(REQUEST_ID_HEADER, c.get("requestId"));
+  headers.delete(PRINCIPAL_HEADER);
   const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(projectId));
   const init: RequestInit = { method: c.req.method, headers };
   if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.req.raw.body) {
@@ -86,7 +85,7 @@ export async function forwardToProject(c: Context<AppEnv>): Promise<Response> {
     // the DO drains them when it refuses early.
     init.body = declared <= SMALL_BODY_BYTES ? await c.req.arrayBuffer() : c.req.raw.body;
   }
-  const res = await stub.fetch(new Request(c.req.url, init));
+  const res = await stub.handle(new Request(c.req.url, init), principal, c.get("requestId"));
   // A stub's Response has immutable headers; middleware (CORS) adds some on the way out.
   return new Response(res.body, res);
 }
