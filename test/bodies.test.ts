@@ -27,6 +27,7 @@ import { MISSING, type RowBatch, readRowBatch } from "../shared/rest/bodies.ts";
 import { toCsv } from "../shared/rest/csv.ts";
 import { buildOpenApi } from "../shared/rest/openapi.ts";
 import type { ProjectSchema } from "../shared/schema.ts";
+import { utf8Data } from "./fixtures/arrow.ts";
 
 const MAX = 1 << 20;
 const enc = new TextEncoder();
@@ -241,19 +242,6 @@ describe("other bodies", () => {
     expect(pulled).toBeLessThan(3 * 20); // ~11 chunks each, not the endless rest
   });
 });
-
-function utf8Data(strs: string[]) {
-  const parts = strs.map((s) => enc.encode(s));
-  const valueOffsets = new Int32Array(strs.length + 1);
-  parts.forEach((p, i) => {
-    valueOffsets[i + 1] = valueOffsets[i]! + p.length;
-  });
-  const data = new Uint8Array(valueOffsets[strs.length]!);
-  parts.forEach((p, i) => {
-    data.set(p, valueOffsets[i]!);
-  });
-  return makeData({ type: new Utf8(), valueOffsets, data });
-}
 
 function arrowRequest(table: Table, format: "stream" | "file" = "stream"): Request {
   return req(tableToIPC(table, format), `application/vnd.apache.arrow.${format}`);

@@ -1,5 +1,6 @@
-import { Bool, makeData, makeVector, Table, tableToIPC, Utf8 } from "apache-arrow";
+import { Bool, makeData, makeVector, Table, tableToIPC } from "apache-arrow";
 import { describe, expect, it } from "vitest";
+import { utf8Data } from "./fixtures/arrow.ts";
 import { call, createProject, putSchema, rest } from "./helpers/api.ts";
 
 const V1 = {
@@ -145,14 +146,11 @@ describe("bulk insert from Arrow IPC", () => {
     const ids = Int32Array.from({ length: n }, (_, i) => i + 1);
     const amounts = Float64Array.from({ length: n }, (_, i) => i / 2);
     const kinds = Array.from({ length: n }, (_, i) => (i % 2 ? "odd" : "even"));
-    const utf8 = encodeStrings(kinds);
     const bools = new Uint8Array(Math.ceil(n / 8));
     for (let i = 0; i < n; i++) if (i % 3 === 0) bools[i >> 3]! |= 1 << (i & 7);
     const table = new Table({
       id: makeVector(ids),
-      kind: makeVector(
-        makeData({ type: new Utf8(), length: n, valueOffsets: utf8.offsets, data: utf8.data }),
-      ),
+      kind: makeVector(utf8Data(kinds)),
       amount: makeVector(amounts),
       ok: makeVector(makeData({ type: new Bool(), length: n, data: bools })),
     });
@@ -174,20 +172,6 @@ describe("bulk insert from Arrow IPC", () => {
     expect(count.headers.get("content-range")).toBe("0-0/1000");
   });
 });
-
-function encodeStrings(values: string[]): { offsets: Int32Array; data: Uint8Array } {
-  const enc = new TextEncoder();
-  const parts = values.map((v) => enc.encode(v));
-  const offsets = new Int32Array(values.length + 1);
-  parts.forEach((p, i) => {
-    offsets[i + 1] = offsets[i]! + p.length;
-  });
-  const data = new Uint8Array(offsets[values.length]!);
-  parts.forEach((p, i) => {
-    data.set(p, offsets[i]!);
-  });
-  return { offsets, data };
-}
 
 describe("migrations the stored rows cannot satisfy", () => {
   it("answers 409 HEARTH_SCHEMA_CONFLICT and changes nothing", async () => {

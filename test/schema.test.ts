@@ -7,31 +7,7 @@ import { planMigration, quoteIdent, sqliteType } from "../durable-objects/migrat
 import { indexName } from "../durable-objects/migrate-ddl.ts";
 import { HearthError } from "../shared/errors.ts";
 import { COLUMN_TYPES, type ProjectSchema, parseProjectSchema } from "../shared/schema.ts";
-
-const DESIGN_SCHEMA = {
-  tables: {
-    authors: {
-      columns: {
-        id: { type: "uuid", primaryKey: true, default: "random" },
-        name: { type: "text", notNull: true },
-      },
-    },
-    posts: {
-      columns: {
-        id: { type: "bigint", primaryKey: true, default: "increment" },
-        author_id: { type: "uuid", references: "authors.id" },
-        title: { type: "text", notNull: true },
-        body: { type: "text", encrypted: true },
-        score: { type: "float" },
-        published: { type: "boolean", default: false },
-        meta: { type: "json" },
-        created_at: { type: "timestamp", default: "now" },
-      },
-      indexes: [["author_id"], ["created_at"]],
-      policy: { read: "public", write: "owner" },
-    },
-  },
-};
+import { DESIGN_SCHEMA } from "./fixtures/design-schema.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests edit loosely typed JSON
 type Json = any;

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { type MigrationPlan, planMigration } from "../../durable-objects/migrate.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { type ProjectSchema, parseProjectSchema } from "../../shared/schema.ts";
+import { DESIGN_SCHEMA } from "../fixtures/design-schema.ts";
 
 type Row = Record<string, unknown>;
 interface Db {
@@ -63,31 +64,6 @@ class Store {
     this.db.prepare(sql).run(...params);
   }
 }
-
-const DESIGN_SCHEMA = {
-  tables: {
-    authors: {
-      columns: {
-        id: { type: "uuid", primaryKey: true, default: "random" },
-        name: { type: "text", notNull: true },
-      },
-    },
-    posts: {
-      columns: {
-        id: { type: "bigint", primaryKey: true, default: "increment" },
-        author_id: { type: "uuid", references: "authors.id" },
-        title: { type: "text", notNull: true },
-        body: { type: "text", encrypted: true },
-        score: { type: "float" },
-        published: { type: "boolean", default: false },
-        meta: { type: "json" },
-        created_at: { type: "timestamp", default: "now" },
-      },
-      indexes: [["author_id"], ["created_at"]],
-      policy: { read: "public", write: "owner" },
-    },
-  },
-};
 
 // biome-ignore lint/suspicious/noExplicitAny: tests edit loosely typed JSON
 type Json = any;

@@ -1,5 +1,6 @@
 /** Test helpers: call the gateway Worker in-process (exports.default) like a client would. */
 import { exports } from "cloudflare:workers";
+import { DESIGN_SCHEMA } from "../fixtures/design-schema.ts";
 
 export const ADMIN_KEY = "test-admin-key";
 export const ORIGIN = "http://hearth.test";
@@ -59,29 +60,11 @@ export function rest(project: TestProject, path: string, init: Init = {}): Promi
   return call(`${project.url}/rest/v1${path}`, { key: project.serviceKey, ...init });
 }
 
+/** DESIGN.md's schema with service-only writes (so tests write with the service key), plus a service-only table. */
 export const BLOG_SCHEMA = {
   tables: {
-    authors: {
-      columns: {
-        id: { type: "uuid", primaryKey: true, default: "random" },
-        name: { type: "text", notNull: true },
-      },
-      policy: { read: "public", write: "service" },
-    },
-    posts: {
-      columns: {
-        id: { type: "bigint", primaryKey: true, default: "increment" },
-        author_id: { type: "uuid", references: "authors.id" },
-        title: { type: "text", notNull: true },
-        body: { type: "text", encrypted: true },
-        score: { type: "float" },
-        published: { type: "boolean", default: false },
-        meta: { type: "json" },
-        created_at: { type: "timestamp", default: "now" },
-      },
-      indexes: [["author_id"], ["created_at"]],
-      policy: { read: "public", write: "service" },
-    },
+    authors: { ...DESIGN_SCHEMA.tables.authors, policy: { read: "public", write: "service" } },
+    posts: { ...DESIGN_SCHEMA.tables.posts, policy: { read: "public", write: "service" } },
     secrets: {
       columns: { id: { type: "integer", primaryKey: true }, value: { type: "text" } },
       policy: { read: "service", write: "service" },
