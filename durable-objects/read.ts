@@ -4,12 +4,11 @@
  * to-one embed are correlated subqueries, so limit and count stay exact in SQL.
  */
 import { HearthError } from "../shared/errors.ts";
-import type { Principal } from "../shared/principal.ts";
-import type { FieldRef, Filter, Modifiers, OrderTerm, QueryPlan, SelectItem } from "../shared/rest/plan.ts";
+import type { Filter, OrderTerm } from "../shared/rest/plan.ts";
 import { OWNER_COLUMN } from "../shared/schema.ts";
 import { quoteIdent } from "./migrate.ts";
-import { type Access, readAccess } from "./policy.ts";
-import type { Relationship, SchemaIndex, TableInfo } from "./schema-index.ts";
+import type { Embed, Level } from "./read-plan.ts";
+import type { SchemaIndex, TableInfo } from "./schema-index.ts";
 import { compileField, compileWhere, SqlParams, type WhereContext } from "./sql-where.ts";
 import { fromStorage } from "./values.ts";
 
@@ -18,126 +17,7 @@ export const MAX_ROWS = 10_000;
 
 export type Row = Record<string, unknown>;
 
-interface OutputField {
-  key: string;
-  field: FieldRef;
-  cast?: { sql: string; convert: (v: unknown) => unknown };
-}
-
-export interface Embed {
-  key: string;
-  path: string;
-  rel: Relationship;
-  inner: boolean;
-  spread: boolean;
-  /** `rel()`: used to filter, absent from the output */
-  hidden: boolean;
-  level: Level;
-}
-
-export interface Level {
-  table: TableInfo;
-  access: Access;
-  path: string;
-  fields: OutputField[];
-  embeds: Embed[];
-  mods: Modifiers;
-}
-
-const CASTS: Record<string, { sql: string; convert: (v: unknown) => unknown }> = {
-  text: { sql: "TEXT", convert: (v) => (v === null ? null : String(v)) },
-  varchar: { sql: "TEXT", convert: (v) => (v === null ? null : String(v)) },
-  int: { sql: "INTEGER", convert: (v) => v },
-  int4: { sql: "INTEGER", convert: (v) => v },
-  int8: { sql: "INTEGER", convert: (v) => v },
-  integer: { sql: "INTEGER", convert: (v) => v },
-  bigint: { sql: "INTEGER", convert: (v) => v },
-  float: { sql: "REAL", convert: (v) => v },
-  float8: { sql: "REAL", convert: (v) => v },
-  real: { sql: "REAL", convert: (v) => v },
-  numeric: { sql: "REAL", convert: (v) => v },
-};
-
-function aggregatesOff(): HearthError {
-  return new HearthError("PGRST123", "Use of aggregate functions is not allowed", {
-    hint: "Count rows with Prefer: count=exact; aggregates in select arrive with the bucket-native storage work.",
-  });
-}
-
-/** Checks a plan against the schema and the caller's read policies, level by level. */
-export function buildLevel(
-  schema: SchemaIndex,
-  principal: Principal,
-  table: TableInfo,
-  select: SelectItem[],
-  plan: QueryPlan,
-  path = "",
-): Level {
-  const access = readAccess(principal, table);
-  const mods: Modifiers = path === "" ? plan : (plan.embedded[path] ?? { where: [], order: [] });
-  const level: Level = { table, access, path, fields: [], embeds: [], mods };
-  for (const item of select) {
-    if (item.type === "star") {
-      for (const col of table.columns.values()) {
-        level.fields.push({ key: col.name, field: { column: col.name, path: [], asText: false } });
-      }
-    } else if (item.type === "field") {
-      if (item.aggregate) throw aggregatesOff();
-      schema.column(table, item.field.column);
-      const lastKey = [...item.field.path].reverse().find((s) => s.kind === "key");
-      const out: OutputField = {
-        key: item.alias ?? (lastKey?.kind === "key" ? lastKey.key : item.field.column),
-        field: item.field,
-      };
-      if (item.cast && item.cast !== "json" && item.cast !== "jsonb") {
-        const cast = CASTS[item.cast.toLowerCase()];
-        if (!cast) {
-          throw new HearthError("42704", `type "${item.cast}" does not exist`, {
-            hint: `Supported casts: ${Object.keys(CASTS).join(", ")}, json`,
-          });
-        }
-        out.cast = cast;
-      }
-      level.fields.push(out);
-    } else if (item.type === "count") {
-      throw aggregatesOff();
-    } else {
-      const rel = schema.relationship(table.name, item.relation, item.hint);
-      const key = item.alias ?? item.relation;
-      const childPath = path === "" ? key : `${path}.${key}`;
-      const child = buildLevel(
-        schema,
-        principal,
-        schema.table(rel.foreignTable),
-        item.select,
-        plan,
-        childPath,
-      );
-      level.embeds.push({
-        key,
-        path: childPath,
-        rel,
-        inner: item.inner,
-        spread: item.spread,
-        hidden: item.select.length === 0,
-        level: child,
-      });
-    }
-  }
-  for (const key of Object.keys(plan.embedded)) {
-    const parent = key.includes(".") ? key.slice(0, key.lastIndexOf(".")) : "";
-    if (parent === path && !level.embeds.some((e) => e.path === key)) {
-      throw new HearthError(
-        "PGRST108",
-        `'${key.slice(key.lastIndexOf(".") + 1)}' is not an embedded resource in this request`,
-        {
-          hint: `Verify that '${key}' is included in the 'select' query parameter.`,
-        },
-      );
-    }
-  }
-  return level;
-}
+export { buildLevel, type Embed, type Level } from "./read-plan.ts";
 
 // Table aliases restart at t1 for every statement, so the same request shape yields the same
 // SQL text and hits SQLite's prepared-statement cache. Statements are built synchronously,
@@ -194,12 +74,17 @@ export function levelWhere(schema: SchemaIndex, level: Level, alias: string, par
   return parts.filter((p) => p !== "1").join(" AND ") || "1";
 }
 
+/**
+ * ORDER BY text (without the keywords); `then` are the tie-breakers for stable paging: the
+ * primary key for plain reads, the grouping columns for aggregates. "" when there is none.
+ */
 function orderSql(
   schema: SchemaIndex,
   level: Level,
   alias: string,
   params: SqlParams,
   order: OrderTerm[],
+  then?: string[],
 ): string {
   const terms = order.map((term) => {
     let expr: string;
@@ -225,28 +110,44 @@ function orderSql(
     const nulls = term.nulls ?? (term.direction === "asc" ? "last" : "first");
     return `${expr} ${term.direction.toUpperCase()} NULLS ${nulls.toUpperCase()}`;
   });
-  // A stable order for paging: the primary key last.
-  for (const pk of level.table.primaryKey) terms.push(`${alias}.${quoteIdent(pk)} ASC`);
+  if (then) terms.push(...then);
+  else for (const pk of level.table.primaryKey) terms.push(`${alias}.${quoteIdent(pk)} ASC`);
   return terms.join(", ");
 }
 
-function selectList(schema: SchemaIndex, level: Level, alias: string, params: SqlParams): string[] {
-  const cols = level.fields.map((f, i) => {
-    const compiled = compileField({ schema, table: level.table, alias, params }, f.field);
-    const sql = f.cast ? `CAST(${compiled.sql} AS ${f.cast.sql})` : compiled.sql;
+interface SelectSql {
+  columns: string[];
+  /** the plain columns of an aggregated level (empty when nothing is aggregated) */
+  groupBy: string[];
+  aggregated: boolean;
+}
+
+function selectSql(schema: SchemaIndex, level: Level, alias: string, params: SqlParams): SelectSql {
+  const aggregated = level.fields.some((f) => f.aggregate);
+  const groupBy: string[] = [];
+  const columns = level.fields.map((f, i) => {
+    let sql = f.field ? compileField({ schema, table: level.table, alias, params }, f.field).sql : "*";
+    if (f.cast) sql = `CAST(${sql} AS ${f.cast.sql})`;
+    if (f.aggregate) {
+      sql = `${f.aggregate}(${sql})`;
+      if (f.aggregateCast) sql = `CAST(${sql} AS ${f.aggregateCast.sql})`;
+    } else if (aggregated) groupBy.push(sql);
     return `${sql} AS "f${i}"`;
   });
   level.embeds.forEach((e, i) => {
-    cols.push(`${alias}.${quoteIdent(e.rel.columns[0]!)} AS "k${i}"`);
+    columns.push(`${alias}.${quoteIdent(e.rel.columns[0]!)} AS "k${i}"`);
   });
-  return cols;
+  return { columns, groupBy, aggregated };
 }
 
 function convertRow(schema: SchemaIndex, level: Level, raw: Row): Row {
   const out: Row = {};
   level.fields.forEach((f, i) => {
     const v = raw[`f${i}`];
-    if (f.cast) out[f.key] = f.cast.convert(v ?? null);
+    if (f.aggregateCast) out[f.key] = f.aggregateCast.convert(v ?? null);
+    else if (f.aggregate && f.aggregate !== "min" && f.aggregate !== "max") out[f.key] = v ?? null;
+    else if (f.cast) out[f.key] = f.cast.convert(v ?? null);
+    else if (!f.field) out[f.key] = v ?? null;
     else if (f.field.path.length === 0) {
       out[f.key] = fromStorage(schema.column(level.table, f.field.column).type, v);
     } else if (f.field.asText) out[f.key] = v ?? null;
@@ -282,7 +183,8 @@ export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opt
   const params = new SqlParams();
   const alias = firstAlias();
   let where = levelWhere(schema, level, alias, params);
-  const columns = selectList(schema, level, alias, params);
+  const select = selectSql(schema, level, alias, params);
+  const columns = select.columns;
   let tail: string;
   if (opts.keys) {
     where += ` AND ${pkFilter(level.table, opts.keys, alias, params)}`;
@@ -292,8 +194,17 @@ export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opt
     tail = "";
   } else {
     const limit = Math.min(opts.limit ?? MAX_ROWS, MAX_ROWS);
+    const order = orderSql(
+      schema,
+      level,
+      alias,
+      params,
+      level.mods.order,
+      select.aggregated ? select.groupBy : undefined,
+    );
     tail =
-      ` ORDER BY ${orderSql(schema, level, alias, params, level.mods.order)}` +
+      (select.groupBy.length > 0 ? ` GROUP BY ${select.groupBy.join(", ")}` : "") +
+      (order ? ` ORDER BY ${order}` : "") +
       ` LIMIT ${params.add(limit)} OFFSET ${params.add(opts.offset ?? 0)}`;
   }
   const text = `SELECT ${columns.join(", ") || "1"} FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}${tail}`;
@@ -326,9 +237,20 @@ function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: u
     const alias = firstAlias();
     const fk = `${alias}.${quoteIdent(embed.rel.foreignColumns[0]!)}`;
     const where = `${fk} IN (SELECT value FROM json_each(${params.add(JSON.stringify(distinct))})) AND ${levelWhere(schema, child, alias, params)}`;
+    const select = selectSql(schema, child, alias, params);
+    // An aggregated embed (`posts(count())`) groups per parent too.
+    const groupBy = select.aggregated ? [...select.groupBy, fk] : [];
+    const order = orderSql(
+      schema,
+      child,
+      alias,
+      params,
+      child.mods.order,
+      select.aggregated ? groupBy : undefined,
+    );
     const text =
-      `SELECT ${[...selectList(schema, child, alias, params), `${fk} AS "corr"`].join(", ")} FROM ${quoteIdent(child.table.name)} AS ${alias}` +
-      ` WHERE ${where} ORDER BY ${orderSql(schema, child, alias, params, child.mods.order)}`;
+      `SELECT ${[...select.columns, `${fk} AS "corr"`].join(", ")} FROM ${quoteIdent(child.table.name)} AS ${alias}` +
+      ` WHERE ${where}${groupBy.length > 0 ? ` GROUP BY ${groupBy.join(", ")}` : ""}${order ? ` ORDER BY ${order}` : ""}`;
     const raws = sql.exec(text, ...params.values).toArray() as Row[];
     const childRows = raws.map((r) => convertRow(schema, child, r));
     for (const [i, e] of child.embeds.entries()) {
@@ -372,11 +294,13 @@ export function countLevel(sql: SqlStorage, schema: SchemaIndex, level: Level): 
   const params = new SqlParams();
   const alias = firstAlias();
   const where = levelWhere(schema, level, alias, params);
-  const row = sql
-    .exec(
-      `SELECT count(*) AS n FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`,
-      ...params.values,
-    )
-    .one();
+  const from = `FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`;
+  const select = selectSql(schema, level, alias, params);
+  // With aggregates the response has one row per group (one row when nothing is grouped).
+  if (select.aggregated && select.groupBy.length === 0) return 1;
+  const text = select.aggregated
+    ? `SELECT count(*) AS n FROM (SELECT 1 ${from} GROUP BY ${select.groupBy.join(", ")})`
+    : `SELECT count(*) AS n ${from}`;
+  const row = sql.exec(text, ...params.values).one();
   return Number(row.n);
 }
