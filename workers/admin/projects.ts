@@ -69,6 +69,66 @@ async function visibleProject(env: Env, caller: Caller, id: string) {
   return { project, role: "owner" as const };
 }
 
+export interface CreatedProject {
+  id: string;
+  name: string;
+  anonKey: string;
+  serviceKey: string;
+  personal: boolean;
+  createdAt: string;
+}
+
+/**
+ * Creates a project: its DO learns its id and key ids first, then the catalog rows are
+ * written, so a project visible in the catalog always has a DO that knows its keys.
+ * Used by `POST /v1/projects` and by signup (the account's personal project).
+ */
+export async function createProject(
+  env: Env,
+  opts: { name: string; ownerAccountId: string | null; personal: boolean },
+): Promise<CreatedProject> {
+  const id = newProjectId();
+  const issuedAt = Math.floor(Date.now() / 1000);
+  const secret = readConfig(env).jwtSecret;
+  const keyRows = (["anon", "service"] as const).map((role) => ({ id: crypto.randomUUID(), role }));
+  const signed = await Promise.all(
+    keyRows.map((k) => signKey(secret, { ref: id, role: k.role, jti: k.id, iat: issuedAt })),
+  );
+  await env.PROJECT.get(env.PROJECT.idFromName(id)).init(id, keyRows);
+  const db = drizzle(env.CATALOG);
+  const createdAt = new Date().toISOString();
+  await db.batch([
+    db
+      .insert(projects)
+      .values({
+        id,
+        name: opts.name,
+        ownerAccountId: opts.ownerAccountId,
+        personal: opts.personal,
+        createdAt,
+      }),
+    db.insert(apiKeys).values(
+      await Promise.all(
+        keyRows.map(async (k, i) => ({
+          id: k.id,
+          projectId: id,
+          role: k.role,
+          keyHash: await sha256Hex(signed[i]!),
+          issuedAt,
+        })),
+      ),
+    ),
+  ]);
+  return {
+    id,
+    name: opts.name,
+    anonKey: signed[0]!,
+    serviceKey: signed[1]!,
+    personal: opts.personal,
+    createdAt,
+  };
+}
+
 export const projectsRoutes = new Hono<AppEnv>();
 
 projectsRoutes.post("/", async (c) => {
@@ -92,49 +152,12 @@ projectsRoutes.post("/", async (c) => {
       `Invalid project: ${issue.path.join(".") || "body"}: ${issue.message}`,
     );
   }
-  const id = newProjectId();
-  const issuedAt = Math.floor(Date.now() / 1000);
-  const secret = readConfig(c.env).jwtSecret;
-  const keyRows = (["anon", "service"] as const).map((role) => ({ id: crypto.randomUUID(), role }));
-  const signed = await Promise.all(
-    keyRows.map((k) => signKey(secret, { ref: id, role: k.role, jti: k.id, iat: issuedAt })),
-  );
-  const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(id));
-  await stub.init(id, keyRows);
-  const db = drizzle(c.env.CATALOG);
-  const createdAt = new Date().toISOString();
-  await db.batch([
-    db.insert(projects).values({
-      id,
-      name: parsed.data.name,
-      ownerAccountId: caller.kind === "account" ? caller.accountId : null,
-      personal: false,
-      createdAt,
-    }),
-    db.insert(apiKeys).values(
-      await Promise.all(
-        keyRows.map(async (k, i) => ({
-          id: k.id,
-          projectId: id,
-          role: k.role,
-          keyHash: await sha256Hex(signed[i]!),
-          issuedAt,
-        })),
-      ),
-    ),
-  ]);
-  return c.json(
-    {
-      id,
-      name: parsed.data.name,
-      url: projectUrl(c.req.url, id),
-      anonKey: signed[0]!,
-      serviceKey: signed[1]!,
-      personal: false,
-      createdAt,
-    },
-    201,
-  );
+  const created = await createProject(c.env, {
+    name: parsed.data.name,
+    ownerAccountId: caller.kind === "account" ? caller.accountId : null,
+    personal: false,
+  });
+  return c.json({ ...created, url: projectUrl(c.req.url, created.id) }, 201);
 });
 
 projectsRoutes.get("/", async (c) => {
