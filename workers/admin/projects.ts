@@ -3,26 +3,26 @@
  * The DO is initialised before the catalog row is written, so a project visible in the
  * catalog always has a DO that knows its keys.
  */
-import { and, eq, inArray, or } from "drizzle-orm";
+import { eq, inArray, or } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
-import { type Caller, platformCaller } from "../auth/admin.ts";
+import { platformCaller } from "../auth/admin.ts";
 import { sha256Hex, signKey } from "../auth/keys.ts";
 import { accounts, apiKeys, projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { deleteProjectBlobs } from "../project/storage.ts";
+import { visibleProject } from "./access.ts";
+import { membersRoutes } from "./members.ts";
 
 const CreateProjectSchema = z
   .object({
     name: z.string().trim().min(1, "name must not be empty").max(100, "name must be at most 100 characters"),
   })
   .strict();
-
-const PROJECT_ID = /^[a-z0-9]{20}$/;
 
 function newProjectId(): string {
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -51,22 +51,6 @@ async function keysOf(
 
 export function projectUrl(requestUrl: string, id: string): string {
   return `${new URL(requestUrl).origin}/p/${id}`;
-}
-
-async function visibleProject(env: Env, caller: Caller, id: string) {
-  if (!PROJECT_ID.test(id)) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${id}".`);
-  const db = drizzle(env.CATALOG);
-  const [project] = await db.select().from(projects).where(eq(projects.id, id));
-  if (!project) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${id}".`);
-  if (caller.kind === "account" && project.ownerAccountId !== caller.accountId) {
-    const [member] = await db
-      .select()
-      .from(projectMembers)
-      .where(and(eq(projectMembers.projectId, id), eq(projectMembers.accountId, caller.accountId)));
-    if (!member) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${id}".`);
-    return { project, role: member.role };
-  }
-  return { project, role: "owner" as const };
 }
 
 export interface CreatedProject {
@@ -98,15 +82,13 @@ export async function createProject(
   const db = drizzle(env.CATALOG);
   const createdAt = new Date().toISOString();
   await db.batch([
-    db
-      .insert(projects)
-      .values({
-        id,
-        name: opts.name,
-        ownerAccountId: opts.ownerAccountId,
-        personal: opts.personal,
-        createdAt,
-      }),
+    db.insert(projects).values({
+      id,
+      name: opts.name,
+      ownerAccountId: opts.ownerAccountId,
+      personal: opts.personal,
+      createdAt,
+    }),
     db.insert(apiKeys).values(
       await Promise.all(
         keyRows.map(async (k, i) => ({
@@ -130,6 +112,7 @@ export async function createProject(
 }
 
 export const projectsRoutes = new Hono<AppEnv>();
+projectsRoutes.route("/:id/members", membersRoutes);
 
 projectsRoutes.post("/", async (c) => {
   const caller = await platformCaller(c);

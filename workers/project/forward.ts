@@ -9,12 +9,12 @@ import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { HearthError } from "../../shared/errors.ts";
 import { type MemberRole, PRINCIPAL_HEADER, type Principal } from "../../shared/principal.ts";
+import { PROJECT_ID } from "../admin/access.ts";
 import { bearerToken, verifyToken } from "../auth/keys.ts";
 import { projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 
-const PROJECT_ID = /^[a-z0-9]{20}$/;
 const SMALL_BODY_BYTES = 1024 * 1024;
 
 async function membershipOf(
