@@ -49,6 +49,16 @@ function strictPrefer(prefer: Prefer): void {
   }
 }
 
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HearthError("PGRST125", `Invalid path specified in request URL: ${segment}`, {
+      details: "The table name is not valid percent-encoded UTF-8.",
+    });
+  }
+}
+
 export async function handleRest(ctx: RestContext, request: Request, subpath: string): Promise<Response> {
   const url = new URL(request.url);
   const method = request.method.toUpperCase();
@@ -69,7 +79,7 @@ export async function handleRest(ctx: RestContext, request: Request, subpath: st
   }
   if (segments.length !== 1)
     throw new HearthError("PGRST125", `Invalid path specified in request URL: ${subpath}`);
-  const table = ctx.schema.table(decodeURIComponent(segments[0]!));
+  const table = ctx.schema.table(decodePathSegment(segments[0]!));
   const accept = parseAcceptMedia(request.headers.get("accept"));
   if (!accept || accept.format === "openapi") {
     throw new HearthError(
