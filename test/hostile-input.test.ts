@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { BLOG_SCHEMA, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { BLOG_SCHEMA, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 
 /** Requests a client could send: each must get a well-formed 2xx/4xx, never a 500. */
 const QUERIES = [
@@ -93,6 +93,34 @@ describe("hostile query strings", () => {
     for (const [type, body] of bodies) {
       const res = await rest(p, "/posts", { method: "POST", headers: { "content-type": type }, body });
       expect(res.status, `${type} ${body.slice(0, 40)}`).toBeLessThan(500);
+    }
+  });
+});
+
+describe("hostile paths and credentials at the gateway", () => {
+  it("answers with a clear 4xx", async () => {
+    const p = await projectWithSchema(BLOG_SCHEMA);
+    const cases: [string, Record<string, string>][] = [
+      ["/p/%E0%A4%A/rest/v1/posts", { apikey: p.anonKey }],
+      ["/v1/projects/%E0%A4%A", { authorization: "Bearer test-admin-key" }],
+      [`${p.url}/rest/v1/posts`, { authorization: "Bearer " }],
+      [`${p.url}/rest/v1/posts`, { authorization: "Basic Zm9vOmJhcg==" }],
+      [`${p.url}/rest/v1/posts`, { apikey: "x".repeat(20_000) }],
+      [`${p.url}/rest/v1/posts`, { apikey: "a.b.c" }],
+      [`${p.url}/rest/v1/posts`, { apikey: `${p.anonKey.slice(0, -2)}xx` }],
+      [`${p.url}/schema`, { apikey: p.anonKey }],
+      [`${p.url}/admin/v1/stats`, { apikey: p.anonKey }],
+    ];
+    for (const [path, headers] of cases) {
+      const res = await call(path, { headers });
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.status, path).toBeLessThan(500);
+      expect(Object.keys((await res.json()) as object).sort()).toEqual([
+        "code",
+        "details",
+        "hint",
+        "message",
+      ]);
     }
   });
 });
