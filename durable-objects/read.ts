@@ -10,7 +10,7 @@ import { quoteIdent } from "./migrate.ts";
 import type { Embed, Level } from "./read-plan.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
 import { compileField, compileWhere, SqlParams, type WhereContext } from "./sql-where.ts";
-import { fromStorage } from "./values.ts";
+import { fromStorage } from "../shared/values.ts";
 
 /** PostgREST's db-max-rows: the most rows one level of one response holds. */
 export const MAX_ROWS = 10_000;

@@ -6,10 +6,9 @@
  */
 import { HearthError } from "../shared/errors.ts";
 import type { Condition, FieldRef, Filter } from "../shared/rest/plan.ts";
-import type { ColumnType } from "../shared/schema.ts";
+import { castValue, type ExprKind } from "../shared/values.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
-import { type StorageValue, toStorage } from "./values.ts";
 
 export const MAX_BOUND_PARAMS = 100;
 
@@ -26,8 +25,7 @@ export class SqlParams {
   }
 }
 
-/** How an expression compares: as a column type, as text (`->>`) or as JSON (`->`). */
-export type ExprKind = ColumnType | "json-text" | "json-value";
+export { castValue, type ExprKind };
 
 export interface CompiledField {
   sql: string;
@@ -90,21 +88,6 @@ function encrypted(ctx: WhereContext, f: Filter): void {
   }
 }
 
-/** Casts a filter value (text) for comparison with an expression. */
-export function castValue(kind: ExprKind, value: string, column: string): StorageValue {
-  if (kind === "json-text") return value;
-  if (kind === "json-value" || kind === "json") {
-    try {
-      return JSON.stringify(JSON.parse(value));
-    } catch {
-      throw new HearthError("22P02", `invalid input syntax for type json: "${value.slice(0, 80)}"`, {
-        details: `column "${column}"`,
-      });
-    }
-  }
-  return toStorage(kind, value, column, true);
-}
-
 /** `*` means `%` in PostgREST patterns; GLOB gives the case-sensitive LIKE PostgreSQL has. */
 export function likeToGlob(pattern: string): string {
   let out = "";
@@ -164,9 +147,17 @@ function containment(ctx: WhereContext, f: Filter, field: CompiledField): string
     byKey
       ? `NOT EXISTS (SELECT 1 FROM json_each(${inner}) n WHERE NOT EXISTS (SELECT 1 FROM json_each(${outer}) h WHERE h.key = n.key AND h.type = n.type AND h.value IS n.value))`
       : `NOT EXISTS (SELECT 1 FROM json_each(${inner}) n WHERE NOT EXISTS (SELECT 1 FROM json_each(${outer}) h WHERE h.type = n.type AND h.value IS n.value))`;
-  if (f.op === "cs") return `(json_valid(${hay}) AND ${missing(p, hay, isObject)})`;
-  if (f.op === "cd") return `(json_valid(${hay}) AND ${missing(hay, p, isObject)})`;
-  return `(json_valid(${hay}) AND EXISTS (SELECT 1 FROM json_each(${hay}) h JOIN json_each(${p}) n ON h.type = n.type AND h.value IS n.value))`;
+  // As jsonb's @>: an object contains an object, an array an array (scalars: never here).
+  // A missing value (SQL NULL) gives NULL, so not.cs does not select it either.
+  const shape = isObject ? "'object'" : "'array'";
+  let body: string;
+  if (f.op === "cs") body = `json_type(${hay}) = ${shape} AND ${missing(p, hay, isObject)}`;
+  else if (f.op === "cd") body = `json_type(${hay}) = ${shape} AND ${missing(hay, p, isObject)}`;
+  else if (isObject) body = "0";
+  else {
+    body = `json_type(${hay}) = 'array' AND EXISTS (SELECT 1 FROM json_each(${hay}) h JOIN json_each(${p}) n ON h.type = n.type AND h.value IS n.value)`;
+  }
+  return `(CASE WHEN ${hay} IS NULL THEN NULL ELSE (${body}) END)`;
 }
 
 function compileFilter(ctx: WhereContext, f: Filter): string {

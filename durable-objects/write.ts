@@ -17,7 +17,7 @@ export type { PrimaryKey };
 import type { ColumnInfo, SchemaIndex, TableInfo } from "./schema-index.ts";
 import { SqlParams } from "./sql-where.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
-import { bytesToHex, type StorageValue, toStorage } from "./values.ts";
+import { bytesToHex, type StorageValue, toStorage } from "../shared/values.ts";
 
 const ROWS_PER_STATEMENT = 2000;
 
