@@ -15,7 +15,7 @@ export default defineConfig(async () => {
             HEARTH_ENV: "test",
             HEARTH_ADMIN_KEY: "test-admin-key",
             HEARTH_JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789abcdef",
-            HEARTH_MAX_BODY_BYTES: "1048576",
+            HEARTH_MAX_BODY_BYTES: "4194304",
             TEST_MIGRATIONS: migrations,
           },
         },

@@ -56,6 +56,12 @@ export function mapSqliteError(err: unknown): unknown {
       },
     );
   }
+  if (/SQLITE_TOOBIG|string or blob too big/i.test(msg)) {
+    return new HearthError("HEARTH_PAYLOAD_TOO_LARGE", "A value is too large to store", {
+      details: "One row or value exceeds the storage engine's limit of about 2 MB.",
+      hint: "Store large content as a file, or split it.",
+    });
+  }
   if (/CHECK constraint failed/.test(msg)) {
     return new HearthError("23514", "new row violates a check constraint");
   }

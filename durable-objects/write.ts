@@ -14,12 +14,37 @@ import { firstAlias, type Level, levelWhere, type PrimaryKey, pkFilter } from ".
 
 export type { PrimaryKey };
 
+import { bytesToHex, type StorageValue, toStorage } from "../shared/values.ts";
 import type { ColumnInfo, SchemaIndex, TableInfo } from "./schema-index.ts";
 import { SqlParams } from "./sql-where.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
-import { bytesToHex, type StorageValue, toStorage } from "../shared/values.ts";
 
 const ROWS_PER_STATEMENT = 2000;
+/**
+ * SQLite in a DO refuses a bound value of about 2 MB (SQLITE_TOOBIG): a batch's JSON
+ * parameter is cut at 1 MiB as well as at ROWS_PER_STATEMENT rows.
+ */
+const BYTES_PER_STATEMENT = 1024 * 1024;
+
+/** Row batches as JSON arrays within both statement limits (a single huge row goes alone). */
+function* jsonChunks(values: unknown[][]): Generator<string> {
+  let parts: string[] = [];
+  let size = 2;
+  for (const row of values) {
+    const json = JSON.stringify(row);
+    if (
+      parts.length > 0 &&
+      (parts.length >= ROWS_PER_STATEMENT || size + json.length + 1 > BYTES_PER_STATEMENT)
+    ) {
+      yield `[${parts.join(",")}]`;
+      parts = [];
+      size = 2;
+    }
+    parts.push(json);
+    size += json.length + 1;
+  }
+  if (parts.length > 0) yield `[${parts.join(",")}]`;
+}
 
 function unknownColumn(table: TableInfo, column: string): HearthError {
   return new HearthError(
@@ -143,8 +168,7 @@ export function insertBatch(
         for (const r of sql.exec(text).raw()) keys.push([...r]);
       }
     } else {
-      for (let i = 0; i < values.length; i += ROWS_PER_STATEMENT) {
-        const chunk = JSON.stringify(values.slice(i, i + ROWS_PER_STATEMENT));
+      for (const chunk of jsonChunks(values)) {
         for (const r of sql.exec(text, chunk).raw()) keys.push([...r]);
       }
     }

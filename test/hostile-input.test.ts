@@ -124,3 +124,23 @@ describe("hostile paths and credentials at the gateway", () => {
     }
   });
 });
+
+describe("large rows", () => {
+  it("inserts batches whose JSON passes 2 MB, and refuses one oversized value with 413", async () => {
+    const p = await projectWithSchema(BLOG_SCHEMA);
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ title: `${i}-${"é".repeat(1500)}` }));
+    let res = await rest(p, "/posts?select=id", {
+      method: "POST",
+      body: rows,
+      headers: { prefer: "count=exact" },
+    });
+    expect(res.status).toBe(201);
+    res = await rest(p, "/posts?select=id&limit=1", { headers: { prefer: "count=exact" } });
+    expect(res.headers.get("content-range")).toBe("0-0/1000");
+    res = await rest(p, "/posts", { method: "POST", body: { title: "x".repeat(3_000_000) } });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ code: "HEARTH_PAYLOAD_TOO_LARGE" });
+    res = await rest(p, "/posts?select=id&limit=1", { headers: { prefer: "count=exact" } });
+    expect(res.headers.get("content-range")).toBe("0-0/1000");
+  });
+});
