@@ -6,11 +6,11 @@
 import { HearthError } from "../shared/errors.ts";
 import type { Filter, OrderTerm } from "../shared/rest/plan.ts";
 import { OWNER_COLUMN } from "../shared/schema.ts";
+import { fromStorage } from "../shared/values.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { Embed, Level } from "./read-plan.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
 import { compileField, compileWhere, SqlParams, type WhereContext } from "./sql-where.ts";
-import { fromStorage } from "../shared/values.ts";
 
 /** PostgREST's db-max-rows: the most rows one level of one response holds. */
 export const MAX_ROWS = 10_000;

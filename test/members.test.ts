@@ -37,7 +37,11 @@ describe("project members", () => {
     expect((await call(`/v1/projects/${p.id}`, { key: bob })).status).toBe(404);
     expect((await rest(p as never, "/docs", { key: bob })).status).toBe(403);
 
-    let res = await call(members, { method: "POST", key: owner, body: { email: "m-bob@example.test", role: "reader" } });
+    let res = await call(members, {
+      method: "POST",
+      key: owner,
+      body: { email: "m-bob@example.test", role: "reader" },
+    });
     expect(res.status).toBe(201);
     expect(await res.json()).toEqual({ accountId: "m-bob", email: "m-bob@example.test", role: "reader" });
     expect((await rest(p as never, "/docs", { key: bob })).status).toBe(200);
@@ -48,11 +52,15 @@ describe("project members", () => {
     expect((await rest(p as never, "/docs", { method: "POST", key: bob, body: { id: 1 } })).status).toBe(201);
 
     res = await call(members, { key: bob });
-    expect(((await res.json()) as { accountId: string; role: string }[]).map((m) => [m.accountId, m.role])).toEqual([
-      ["m-bob", "writer"],
-    ]);
+    expect(
+      ((await res.json()) as { accountId: string; role: string }[]).map((m) => [m.accountId, m.role]),
+    ).toEqual([["m-bob", "writer"]]);
     // a writer cannot manage members
-    res = await call(members, { method: "POST", key: bob, body: { email: "m-owner@example.test", role: "admin" } });
+    res = await call(members, {
+      method: "POST",
+      key: bob,
+      body: { email: "m-owner@example.test", role: "admin" },
+    });
     expect(res.status).toBe(403);
     // the project lists under the member's account
     res = await call("/v1/projects", { key: bob });
@@ -65,7 +73,9 @@ describe("project members", () => {
 
   it("refuses bad member input", async () => {
     const owner = await account("m-owner2");
-    const p = (await (await call("/v1/projects", { method: "POST", key: owner, body: { name: "x" } })).json()) as {
+    const p = (await (
+      await call("/v1/projects", { method: "POST", key: owner, body: { name: "x" } })
+    ).json()) as {
       id: string;
     };
     const members = `/v1/projects/${p.id}/members`;
