@@ -11,7 +11,11 @@ import { DurableObject } from "cloudflare:workers";
 import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
 import { PRINCIPAL_HEADER, type Principal } from "../shared/principal.ts";
 import { readJsonBody } from "../shared/rest/bodies.ts";
+import type { TableDef } from "../shared/schema.ts";
 import type { Env } from "../workers/env.ts";
+import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
+import { importProject } from "./import.ts";
+import { type MergeResult, mergeTables } from "./merge-tables.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
@@ -41,6 +45,35 @@ export class ProjectDO extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
+  }
+
+  /**
+   * OAuth consent: adds an app's tables to this project's schema (additive; identical tables
+   * are shared, a differing one is a conflict). Returns a result instead of throwing because
+   * a HearthError does not survive RPC as its class.
+   */
+  async mergeTables(tables: Record<string, TableDef>): Promise<MergeResult> {
+    const { schema, conflicts } = mergeTables(this.state.schema?.schema ?? null, tables);
+    if (conflicts.length > 0) {
+      return {
+        ok: false,
+        code: "HEARTH_APP_TABLE_CONFLICT",
+        message: `The project already has ${conflicts.length === 1 ? "a table" : "tables"} ${conflicts.join(", ")} with another definition than the app's`,
+        details: `Conflicting tables: ${conflicts.join(", ")}. Tables shared by apps must be declared identically.`,
+      };
+    }
+    try {
+      const result = this.state.applySchema(schema);
+      return { ok: true, applied: result.applied, version: result.version };
+    } catch (err) {
+      if (!(err instanceof HearthError)) throw err;
+      return {
+        ok: false,
+        code: "HEARTH_APP_TABLE_CONFLICT",
+        message: err.message,
+        details: err.details ?? "",
+      };
+    }
   }
 
   /**
@@ -132,6 +165,30 @@ export class ProjectDO extends DurableObject<Env> {
         "HEARTH_METHOD_NOT_ALLOWED",
         `${method} is not allowed on /schema; use GET or PUT.`,
       );
+    }
+    if (path === "/export" && method === "GET") {
+      requireExportAccess(principal);
+      const format = exportFormat(url);
+      const ctx = {
+        sql: this.ctx.storage.sql,
+        schema: this.state.schema,
+        projectId: principal.projectId,
+        requestId,
+      };
+      return exportProject(ctx, format);
+    }
+    if (path === "/import" && method === "POST") {
+      requireService(principal);
+      const ctx = {
+        sql: this.ctx.storage.sql,
+        storage: this.ctx.storage,
+        state: this.state,
+        reloadState: () => {
+          this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
+        },
+        maxBodyBytes: this.maxBodyBytes(),
+      };
+      return json(await importProject(ctx, request), 200, requestId);
     }
     if (path === "/admin/v1/ping") {
       requireService(principal);

@@ -51,6 +51,9 @@ export const ERROR_STATUS = {
   HEARTH_SCHEMA_MISSING: 404,
   HEARTH_SCHEMA_CONFLICT: 409, // a migration the existing rows cannot satisfy
   HEARTH_UNSUPPORTED: 400,
+  HEARTH_IMPORT_INVALID: 400, // POST /import: not a zip, or a member that cannot be loaded (named)
+  HEARTH_IMPORT_NOT_EMPTY: 409, // POST /import into a project whose tables hold rows
+  HEARTH_APP_TABLE_CONFLICT: 409, // consent: the project has an app's table with another definition
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
   HEARTH_NOT_FOUND: 404,

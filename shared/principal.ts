@@ -12,4 +12,10 @@ export type Principal =
   /** A project API key: `service` passes every policy, `anon` reads/writes `public` tables. */
   | { role: "service" | "anon"; projectId: string; keyId: string }
   /** An account's access token; `membership` is its role in this project, or null. */
-  | { role: "authenticated"; projectId: string; userId: string; membership: MemberRole | null };
+  | { role: "authenticated"; projectId: string; userId: string; membership: MemberRole | null }
+  /**
+   * An app acting for account `userId` under grant `grantId` (OAuth access token). It reaches
+   * only the tables its `scopes` name (`db:<table>:read|write`); then the table's policy
+   * applies as for the account. The gateway has checked the grant is not revoked.
+   */
+  | { role: "app"; projectId: string; userId: string; clientId: string; grantId: string; scopes: string[] };

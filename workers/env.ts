@@ -10,6 +10,10 @@ export interface Env {
   HEARTH_ADMIN_KEY?: string;
   HEARTH_JWT_SECRET?: string;
   HEARTH_MAX_BODY_BYTES?: string;
+  /** Deployed mail: each auth email is POSTed there as JSON (workers/auth/mailer.ts). */
+  HEARTH_EMAIL_WEBHOOK_URL?: string;
+  /** Sent as `Authorization: Bearer <secret>` with each webhook POST, when set. */
+  HEARTH_EMAIL_WEBHOOK_SECRET?: string;
 }
 
 /** Hono environment of the gateway. */

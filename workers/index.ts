@@ -5,9 +5,14 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
+import { accountGrantsRoutes } from "./account/grants.ts";
 import { projectsRoutes } from "./admin/projects.ts";
+import { appsRoutes } from "./apps/routes.ts";
+import { mailboxRoutes } from "./auth/mailer.ts";
+import { authRoutes } from "./auth/routes.ts";
 import { readConfig } from "./config.ts";
 import type { AppEnv } from "./env.ts";
+import { oauthRoutes } from "./oauth/routes.ts";
 import { forwardToProject } from "./project/forward.ts";
 
 export { ProjectDO } from "../durable-objects/project-do.ts";
@@ -35,7 +40,16 @@ app.use(
       "x-supabase-api-version",
       "x-request-id",
     ],
-    exposeHeaders: ["content-range", "preference-applied", "location", "x-request-id", "content-location"],
+    exposeHeaders: [
+      "content-range",
+      "preference-applied",
+      "location",
+      "x-request-id",
+      "content-location",
+      // supabase-js reads an auth error's `code` only when it can see this header.
+      "x-supabase-api-version",
+      "retry-after",
+    ],
     maxAge: 86400,
   }),
 );
@@ -52,6 +66,14 @@ app.get("/health", (c) => c.json({ status: "ok" }));
 app.get("/", (c) => c.json({ name: "hearth", docs: "https://github.com/hearth/hearth#readme" }));
 
 app.route("/v1/projects", projectsRoutes);
+app.route("/v1/apps", appsRoutes);
+app.route("/oauth", oauthRoutes);
+app.route("/account/grants", accountGrantsRoutes);
+// Accounts: the same GoTrue subset at the root and under every project, mounted before the
+// project catch-all so `{url}/auth/v1/...` is answered here and never reaches the DO.
+app.route("/auth/v1", authRoutes("platform"));
+app.route("/p/:projectId/auth/v1", authRoutes("project"));
+app.route("/dev/mailbox", mailboxRoutes);
 app.all("/p/:projectId/*", (c) => forwardToProject(c));
 app.all("/p/:projectId", (c) => forwardToProject(c));
 

@@ -3,6 +3,7 @@ import { HearthError } from "../../shared/errors.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 import { bearerToken, sha256Hex, type VerifiedToken, verifyToken } from "./keys.ts";
+import { sessionIsLive } from "./sessions.ts";
 
 export type Caller = { kind: "admin" } | { kind: "account"; accountId: string };
 
@@ -38,6 +39,12 @@ export async function platformCaller(c: Context<AppEnv>): Promise<Caller> {
     throw new HearthError(
       "HEARTH_FORBIDDEN",
       "A project key cannot manage projects: use the admin key or an account access token.",
+    );
+  }
+  if (!(await sessionIsLive(c.env.CATALOG, verified.claims))) {
+    throw new HearthError(
+      "HEARTH_UNAUTHORIZED",
+      "The session of this access token has ended: sign in again.",
     );
   }
   return { kind: "account", accountId: verified.claims.sub };

@@ -27,10 +27,30 @@ export const AccessClaimsSchema = z.object({
   exp: z.number().int(),
   iat: z.number().int(),
   session_id: z.string().optional(),
+  // Set by workers/auth/sessions.ts (GoTrue's claims); older tokens may lack them.
+  aud: z.string().optional(),
+  email: z.string().optional(),
 });
 export type AccessClaims = z.infer<typeof AccessClaimsSchema>;
 
-export type VerifiedToken = { kind: "key"; claims: KeyClaims } | { kind: "access"; claims: AccessClaims };
+/** Access tokens of apps (OAuth, workers/oauth/): act for `sub` under grant `grant_id` on project `ref`. */
+export const AppClaimsSchema = z.object({
+  iss: z.literal("hearth"),
+  typ: z.literal("app"),
+  sub: z.string().min(1),
+  client_id: z.string().min(1),
+  grant_id: z.string().min(1),
+  scope: z.string(),
+  ref: z.string().min(1),
+  exp: z.number().int(),
+  iat: z.number().int(),
+});
+export type AppClaims = z.infer<typeof AppClaimsSchema>;
+
+export type VerifiedToken =
+  | { kind: "key"; claims: KeyClaims }
+  | { kind: "access"; claims: AccessClaims }
+  | { kind: "app"; claims: AppClaims };
 
 const encoder = new TextEncoder();
 const secretCache = new Map<string, Uint8Array>();
@@ -85,10 +105,12 @@ export async function verifyToken(secret: string, token: string): Promise<Verifi
   if (asKey.success) verified = { kind: "key", claims: asKey.data };
   else {
     const asAccess = AccessClaimsSchema.safeParse(payload);
-    if (!asAccess.success) throw invalidToken("JWT claims are not those of a Hearth key or access token");
-    verified = { kind: "access", claims: asAccess.data };
+    const asApp = asAccess.success ? null : AppClaimsSchema.safeParse(payload);
+    if (asAccess.success) verified = { kind: "access", claims: asAccess.data };
+    else if (asApp?.success) verified = { kind: "app", claims: asApp.data };
+    else throw invalidToken("JWT claims are not those of a Hearth key or access token");
   }
-  const expiresAtMs = verified.kind === "access" ? verified.claims.exp * 1000 : Date.now() + 10 * 60 * 1000;
+  const expiresAtMs = verified.kind === "key" ? Date.now() + 10 * 60 * 1000 : verified.claims.exp * 1000;
   if (verifiedCache.size >= VERIFIED_CACHE_MAX) verifiedCache.clear();
   verifiedCache.set(token, { token: verified, expiresAtMs });
   return verified;

@@ -11,6 +11,9 @@ export const accounts = sqliteTable("accounts", {
   emailConfirmedAt: text("email_confirmed_at"),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
+  /** JSON object: GoTrue's `user_metadata` (signUp's `data`). Added by 0002_auth.sql. */
+  userMetadata: text("user_metadata").notNull().default("{}"),
+  lastSignInAt: text("last_sign_in_at"),
 });
 
 export const projects = sqliteTable("projects", {
@@ -61,4 +64,48 @@ export const grants = sqliteTable("grants", {
   createdAt: text("created_at").notNull(),
   lastUsedAt: text("last_used_at"),
   revokedAt: text("revoked_at"),
+});
+
+// migrations/0002_auth.sql: sessions, tokens, mail and rate limits of workers/auth/.
+
+export const sessions = sqliteTable("sessions", {
+  id: text("id").primaryKey(),
+  accountId: text("account_id").notNull(),
+  createdAt: text("created_at").notNull(),
+  refreshedAt: text("refreshed_at"),
+  revokedAt: text("revoked_at"),
+  ip: text("ip"),
+  userAgent: text("user_agent"),
+});
+
+export const refreshTokens = sqliteTable("refresh_tokens", {
+  tokenHash: text("token_hash").primaryKey(),
+  sessionId: text("session_id").notNull(),
+  parentHash: text("parent_hash"),
+  createdAt: text("created_at").notNull(),
+  usedAt: text("used_at"),
+});
+
+export const oneTimeTokens = sqliteTable("one_time_tokens", {
+  id: text("id").primaryKey(),
+  email: text("email").notNull(),
+  codeHash: text("code_hash").notNull(),
+  linkHash: text("link_hash").notNull().unique(),
+  userMetadata: text("user_metadata"),
+  createdAt: text("created_at").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+  usedAt: text("used_at"),
+});
+
+export const outbox = sqliteTable("outbox", {
+  id: text("id").primaryKey(),
+  toEmail: text("to_email").notNull(),
+  message: text("message").notNull(),
+  createdAt: text("created_at").notNull(),
+});
+
+export const rateLimits = sqliteTable("rate_limits", {
+  key: text("key").primaryKey(),
+  windowStart: integer("window_start").notNull(),
+  count: integer("count").notNull(),
 });

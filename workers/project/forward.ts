@@ -11,9 +11,11 @@ import { HearthError } from "../../shared/errors.ts";
 import { type MemberRole, PRINCIPAL_HEADER, type Principal } from "../../shared/principal.ts";
 import { PROJECT_ID } from "../admin/access.ts";
 import { bearerToken, verifyToken } from "../auth/keys.ts";
+import { sessionIsLive } from "../auth/sessions.ts";
 import { projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
+import { appPrincipal } from "../oauth/app-principal.ts";
 
 const SMALL_BODY_BYTES = 1024 * 1024;
 
@@ -51,6 +53,14 @@ export async function authenticate(c: Context<AppEnv>, projectId: string): Promi
       });
     }
     return { role: verified.claims.role, projectId, keyId: verified.claims.jti };
+  }
+  if (verified.kind === "app") return appPrincipal(c.env, verified.claims, projectId);
+  // An account's access token is refused once its session is revoked (logout, refresh-token
+  // reuse, password change); see sessionIsLive for the cache.
+  if (verified.kind === "access" && !(await sessionIsLive(c.env.CATALOG, verified.claims))) {
+    throw new HearthError("PGRST301", "JWT session has ended (signed out or revoked).", {
+      hint: "Sign in again (or refresh the session) to get a new access token.",
+    });
   }
   const membership = await membershipOf(c.env.CATALOG, projectId, verified.claims.sub);
   return { role: "authenticated", projectId, userId: verified.claims.sub, membership };

@@ -1,0 +1,187 @@
+/**
+ * Grants, codes and refresh tokens in the catalog. A grant is one row per (account, app,
+ * project) while it lives; consenting again adds scopes to it. Codes and refresh tokens are
+ * stored as SHA-256 only.
+ */
+import { and, eq, isNull } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { sha256Hex } from "../auth/keys.ts";
+import { oauthCodes, oauthRefreshTokens } from "../catalog/oauth-schema.ts";
+import { grants, projectMembers, projects } from "../catalog/schema.ts";
+import { readConfig } from "../config.ts";
+import type { Env } from "../env.ts";
+import { forgetGrant } from "./grant-check.ts";
+import { unionScopes } from "./scopes.ts";
+import {
+  ACCESS_TOKEN_TTL_S,
+  CODE_TTL_MS,
+  REFRESH_TOKEN_TTL_MS,
+  randomToken,
+  signAppToken,
+} from "./tokens.ts";
+
+export type Grant = typeof grants.$inferSelect;
+
+/**
+ * The project an account may grant: the one named (owned, or administered as a member,
+ * since consent changes its schema), else its personal project. Null when there is none.
+ */
+export async function grantableProject(env: Env, accountId: string, projectId: string | undefined) {
+  const db = drizzle(env.CATALOG);
+  if (projectId === undefined) {
+    const [p] = await db
+      .select({ id: projects.id })
+      .from(projects)
+      .where(and(eq(projects.ownerAccountId, accountId), eq(projects.personal, true)));
+    return p?.id ?? null;
+  }
+  const [p] = await db.select().from(projects).where(eq(projects.id, projectId));
+  if (!p) return null;
+  if (p.ownerAccountId === accountId) return p.id;
+  const [m] = await db
+    .select({ role: projectMembers.role })
+    .from(projectMembers)
+    .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.accountId, accountId)));
+  return m?.role === "admin" ? p.id : null;
+}
+
+export async function upsertGrant(
+  env: Env,
+  g: { accountId: string; clientId: string; projectId: string; scopes: string[] },
+): Promise<string> {
+  const db = drizzle(env.CATALOG);
+  const [live] = await db
+    .select()
+    .from(grants)
+    .where(
+      and(
+        eq(grants.accountId, g.accountId),
+        eq(grants.clientId, g.clientId),
+        eq(grants.projectId, g.projectId),
+        isNull(grants.revokedAt),
+      ),
+    );
+  if (live) {
+    const scopes = unionScopes(live.scopes.split(" "), g.scopes).join(" ");
+    if (scopes !== live.scopes) await db.update(grants).set({ scopes }).where(eq(grants.id, live.id));
+    return live.id;
+  }
+  const id = crypto.randomUUID();
+  await db.insert(grants).values({
+    id,
+    accountId: g.accountId,
+    clientId: g.clientId,
+    projectId: g.projectId,
+    scopes: g.scopes.join(" "),
+    createdAt: new Date().toISOString(),
+  });
+  return id;
+}
+
+export async function issueCode(
+  env: Env,
+  c: { grantId: string; clientId: string; redirectUri: string; codeChallenge: string; scopes: string[] },
+): Promise<string> {
+  const code = randomToken("hc_");
+  await drizzle(env.CATALOG)
+    .insert(oauthCodes)
+    .values({
+      codeHash: await sha256Hex(code),
+      grantId: c.grantId,
+      clientId: c.clientId,
+      redirectUri: c.redirectUri,
+      codeChallenge: c.codeChallenge,
+      scopes: c.scopes.join(" "),
+      expiresAt: Date.now() + CODE_TTL_MS,
+    });
+  return code;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  refresh_token: string;
+  scope: string;
+  project_id: string;
+  project_url: string;
+}
+
+/** A new access token and a new refresh token in the chain `family`. */
+export async function issueTokens(
+  env: Env,
+  origin: string,
+  grant: Grant,
+  scopes: string[],
+  family: string,
+): Promise<TokenResponse> {
+  const refresh = randomToken("hr_");
+  const now = Date.now();
+  const [access] = await Promise.all([
+    signAppToken(readConfig(env).jwtSecret, {
+      accountId: grant.accountId,
+      clientId: grant.clientId,
+      grantId: grant.id,
+      scopes,
+      projectId: grant.projectId,
+    }),
+    drizzle(env.CATALOG)
+      .insert(oauthRefreshTokens)
+      .values({
+        tokenHash: await sha256Hex(refresh),
+        grantId: grant.id,
+        clientId: grant.clientId,
+        family,
+        scopes: scopes.join(" "),
+        createdAt: new Date(now).toISOString(),
+        expiresAt: now + REFRESH_TOKEN_TTL_MS,
+      }),
+  ]);
+  return {
+    access_token: access,
+    token_type: "Bearer",
+    expires_in: ACCESS_TOKEN_TTL_S,
+    refresh_token: refresh,
+    scope: scopes.join(" "),
+    project_id: grant.projectId,
+    project_url: `${origin}/p/${grant.projectId}`,
+  };
+}
+
+export async function loadGrant(env: Env, id: string): Promise<Grant | null> {
+  const [g] = await drizzle(env.CATALOG).select().from(grants).where(eq(grants.id, id));
+  return g ?? null;
+}
+
+/** Revokes every refresh token matching `where` (a grant, or one code's chain). */
+export async function revokeRefreshTokens(
+  env: Env,
+  by: { grantId: string } | { family: string },
+): Promise<void> {
+  const now = new Date().toISOString();
+  const db = drizzle(env.CATALOG);
+  const where =
+    "grantId" in by ? eq(oauthRefreshTokens.grantId, by.grantId) : eq(oauthRefreshTokens.family, by.family);
+  await db
+    .update(oauthRefreshTokens)
+    .set({ revokedAt: now })
+    .where(and(where, isNull(oauthRefreshTokens.revokedAt)));
+}
+
+/** The user's revocation: access stops (grant-check.ts), the data stays. */
+export async function revokeGrant(env: Env, grantId: string): Promise<void> {
+  const now = new Date().toISOString();
+  const db = drizzle(env.CATALOG);
+  await db.batch([
+    db
+      .update(grants)
+      .set({ revokedAt: now })
+      .where(and(eq(grants.id, grantId), isNull(grants.revokedAt))),
+    db
+      .update(oauthRefreshTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(oauthRefreshTokens.grantId, grantId), isNull(oauthRefreshTokens.revokedAt))),
+    db.delete(oauthCodes).where(eq(oauthCodes.grantId, grantId)),
+  ]);
+  forgetGrant(grantId);
+}
