@@ -25,42 +25,6 @@ export function problemOf(err: unknown): { message: string; details: string | nu
   return { message: err instanceof Error ? err.message : String(err), details: null };
 }
 
-export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = (details: string) =>
-    new HearthError(
-      "HEARTH_PAYLOAD_TOO_LARGE",
-      `Request body is larger than the limit of ${maxBytes} bytes`,
-      {
-        details,
-        hint: "Export fewer rows per project, or raise HEARTH_MAX_BODY_BYTES.",
-      },
-    );
-  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-  if (declared > maxBytes) throw tooLarge(`Content-Length is ${declared} bytes.`);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  if (request.body) {
-    const reader = request.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge(`The body went past ${maxBytes} bytes while being read.`);
-      }
-      chunks.push(value);
-    }
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
-
 /** The zip's members by name, without inflating any (fflate reads the central directory). */
 export function listMembers(zip: Uint8Array): { tables: Map<string, TableMember> } {
   const seen = new Set<string>();

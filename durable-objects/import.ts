@@ -14,9 +14,10 @@ import { arrowInfo, readArrow } from "../shared/columnar/arrow.ts";
 import { parquetInfo, readParquet } from "../shared/columnar/parquet.ts";
 import { SEQUENCE_KEY, toWire } from "../shared/columnar/wire.ts";
 import { HearthError } from "../shared/errors.ts";
+import { readBodyBytes } from "../shared/rest/bodies.ts";
 import { parseProjectSchema, splitReference } from "../shared/schema.ts";
 import { hasSequence } from "./export.ts";
-import { extract, invalid, listMembers, problemOf, readBody, type TableMember } from "./import-zip.ts";
+import { extract, invalid, listMembers, problemOf, type TableMember } from "./import-zip.ts";
 import { quoteIdent, topoOrder } from "./migrate-ddl.ts";
 import type { ProjectState } from "./project-state.ts";
 import { SchemaIndex, type TableInfo } from "./schema-index.ts";
@@ -183,7 +184,7 @@ export interface ImportResult {
 export async function importProject(ctx: ImportContext, request: Request): Promise<ImportResult> {
   // Refuse a non-empty project before reading a large body.
   assertEmpty(ctx.sql, ctx.state.schema);
-  const zip = await readBody(request, ctx.maxBodyBytes);
+  const zip = await readBodyBytes(request, ctx.maxBodyBytes);
   const { tables } = listMembers(zip);
   let schemaInput: unknown;
   try {

@@ -1,25 +1,6 @@
-import { env } from "cloudflare:workers";
-import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
+import { account } from "./helpers/accounts.ts";
 import { ADMIN_KEY, call, createProject, putSchema, rest } from "./helpers/api.ts";
-
-const SECRET = new TextEncoder().encode("test-jwt-secret-0123456789abcdef0123456789abcdef");
-const catalog = (env as unknown as { CATALOG: D1Database }).CATALOG;
-
-async function account(id: string): Promise<string> {
-  const now = new Date().toISOString();
-  await catalog
-    .prepare("INSERT OR IGNORE INTO accounts (id, email, created_at, updated_at) VALUES (?, ?, ?, ?)")
-    .bind(id, `${id}@example.test`, now, now)
-    .run();
-  return new SignJWT({ role: "authenticated" })
-    .setProtectedHeader({ alg: "HS256" })
-    .setIssuer("hearth")
-    .setSubject(id)
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .sign(SECRET);
-}
 
 describe("project members", () => {
   it("owner adds, lists, changes and removes members; roles take effect at once", async () => {

@@ -1,29 +1,11 @@
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
+import { accessToken, account, TEST_JWT_SECRET } from "./helpers/accounts.ts";
 import { projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 
-const SECRET = new TextEncoder().encode("test-jwt-secret-0123456789abcdef0123456789abcdef");
+const SECRET = TEST_JWT_SECRET;
 const catalog = (env as unknown as { CATALOG: D1Database }).CATALOG;
-
-/** An account access token as the accounts module will issue it. */
-async function accessToken(sub: string): Promise<string> {
-  return new SignJWT({ role: "authenticated" })
-    .setProtectedHeader({ alg: "HS256" })
-    .setIssuer("hearth")
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .sign(SECRET);
-}
-
-async function account(id: string): Promise<void> {
-  const now = new Date().toISOString();
-  await catalog
-    .prepare("INSERT OR IGNORE INTO accounts (id, email, created_at, updated_at) VALUES (?, ?, ?, ?)")
-    .bind(id, `${id}@example.test`, now, now)
-    .run();
-}
 
 async function member(projectId: string, accountId: string, role: string): Promise<void> {
   await account(accountId);

@@ -90,7 +90,7 @@ function tooLarge(maxBytes: number, details: string): HearthError {
     `Request body is larger than the limit of ${maxBytes} bytes`,
     {
       details,
-      hint: "Split the rows into several requests.",
+      hint: "Split the rows into several requests, or raise HEARTH_MAX_BODY_BYTES.",
     },
   );
 }
@@ -114,6 +114,13 @@ async function* chunksOf(request: Request, maxBytes: number): AsyncGenerator<Uin
   } finally {
     reader.releaseLock();
   }
+}
+
+/** The whole body within `maxBytes` (413 past it, or for a larger Content-Length). */
+export async function readBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) throw tooLarge(maxBytes, `Content-Length is ${declared} bytes.`);
+  return readAll(request, maxBytes);
 }
 
 async function readAll(request: Request, maxBytes: number): Promise<Uint8Array> {
