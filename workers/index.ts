@@ -14,6 +14,7 @@ import { readConfig } from "./config.ts";
 import type { AppEnv } from "./env.ts";
 import { oauthRoutes } from "./oauth/routes.ts";
 import { forwardToProject } from "./project/forward.ts";
+import { meRoutes } from "./web/routes.ts";
 
 export { ProjectDO } from "../durable-objects/project-do.ts";
 
@@ -69,6 +70,8 @@ app.route("/v1/projects", projectsRoutes);
 app.route("/v1/apps", appsRoutes);
 app.route("/oauth", oauthRoutes);
 app.route("/account/grants", accountGrantsRoutes);
+// The "My data" page (HTML, session cookie): its own onError answers pages, not JSON.
+app.route("/me", meRoutes);
 // Accounts: the same GoTrue subset at the root and under every project, mounted before the
 // project catch-all so `{url}/auth/v1/...` is answered here and never reaches the DO.
 app.route("/auth/v1", authRoutes("platform"));

@@ -19,7 +19,7 @@ import { appPrincipal } from "../oauth/app-principal.ts";
 
 const SMALL_BODY_BYTES = 1024 * 1024;
 
-async function membershipOf(
+export async function membershipOf(
   db: D1Database,
   projectId: string,
   accountId: string,
