@@ -67,6 +67,13 @@ for (const name of names) {
   log(`bench ${name}: ${status} (${seconds} s) → bench/results/${name}.md`);
 }
 
+// Benches not run this time keep their earlier results file: list them too, marked as such.
+for (const file of (await readdir(RESULTS_DIR)).sort()) {
+  const name = file.slice(0, -".md".length);
+  if (!file.endsWith(".md") || file === "RESULTS.md" || names.includes(name)) continue;
+  summary.push([`[${name}](${file})`, "not run this time (earlier results)", "–"]);
+}
+
 const index = [
   "# Benchmark results",
   "",
