@@ -12,6 +12,7 @@ import { expectStatus, keyHeaders, request, startBenchHearth } from "./lib/heart
 import { throughput } from "./lib/load.mjs";
 import { errorBlock, errorCell, table } from "./lib/markdown.mjs";
 import { int, ms, ratio, summarize } from "./lib/stats.mjs";
+import { stepRunner } from "./lib/steps.mjs";
 
 export const title = "Authorization cost and grant revocation";
 
@@ -100,17 +101,7 @@ export default async function run({ quick, log }) {
   const cfg = quick
     ? { seqCount: 300, warmup: 30, seconds: 5, revocations: 3 }
     : { seqCount: 1_000, warmup: 50, seconds: 10, revocations: 5 };
-  const failedSteps = [];
-  const step = async (name, fn) => {
-    log(`  ${name}...`);
-    try {
-      return { ok: true, value: await fn() };
-    } catch (error) {
-      failedSteps.push(name);
-      log(`  ✗ ${name}: ${String(error?.message ?? error).split("\n")[0]}`);
-      return { ok: false, error };
-    }
-  };
+  const { step, failedSteps } = stepRunner(log);
 
   const out = [
     `# ${title}${quick ? " (quick)" : ""}`,

@@ -36,6 +36,7 @@ import { throughput } from "./lib/load.mjs";
 import { errorBlock, errorCell, table } from "./lib/markdown.mjs";
 import { startPostgres } from "./lib/postgres.mjs";
 import { int, mb, ms, ratio, summarize, timeSequential } from "./lib/stats.mjs";
+import { stepRunner } from "./lib/steps.mjs";
 
 export const title = "Core data path";
 
@@ -57,17 +58,7 @@ export default async function run({ quick, log }) {
         scanCount: 300,
         seconds: 10,
       };
-  const failedSteps = [];
-  const step = async (name, fn) => {
-    log(`  ${name}...`);
-    try {
-      return { ok: true, value: await fn() };
-    } catch (error) {
-      failedSteps.push(name);
-      log(`  ✗ ${name}: ${String(error?.message ?? error).split("\n")[0]}`);
-      return { ok: false, error };
-    }
-  };
+  const { step, failedSteps } = stepRunner(log);
 
   const out = [
     `# ${title}${quick ? " (quick)" : ""}`,
