@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { HearthError } from "../shared/errors.ts";
 import { parseFilter, parseFilterParam, parseLogic } from "../shared/rest/parse-filter.ts";
 import { parseAccept, parseAcceptMedia, parsePrefer, parseRange } from "../shared/rest/parse-headers.ts";
 import { parseOrder } from "../shared/rest/parse-order.ts";
 import { parseColumnList, parseQuery } from "../shared/rest/parse-query.ts";
 import { parseSelect } from "../shared/rest/parse-select.ts";
 import type { FieldRef, Filter, JsonPathStep, SelectItem } from "../shared/rest/plan.ts";
+import { expectError } from "./helpers/errors.ts";
 
 // ---------- helpers ----------
 
@@ -23,22 +23,6 @@ const fld = (column: string, extra: Partial<Extract<SelectItem, { type: "field" 
   ...extra,
 });
 const STAR: SelectItem = { type: "star" };
-
-/** Runs fn, asserts it throws a HearthError with `code`, and that message+details contain every fragment. */
-function expectError(fn: () => unknown, code: string, ...fragments: string[]): HearthError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, "expected a HearthError").toBeInstanceOf(HearthError);
-  const err = caught as HearthError;
-  expect(err.code).toBe(code);
-  const text = `${err.message} | ${err.details ?? ""}`;
-  for (const fragment of fragments) expect(text).toContain(fragment);
-  return err;
-}
 
 // ---------- select ----------
 

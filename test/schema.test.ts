@@ -8,6 +8,7 @@ import { indexName } from "../durable-objects/migrate-ddl.ts";
 import { HearthError } from "../shared/errors.ts";
 import { COLUMN_TYPES, type ProjectSchema, parseProjectSchema } from "../shared/schema.ts";
 import { DESIGN_SCHEMA } from "./fixtures/design-schema.ts";
+import { expectError } from "./helpers/errors.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests edit loosely typed JSON
 type Json = any;
@@ -20,22 +21,6 @@ function schema(edit: (s: Json) => void = () => {}, base: unknown = DESIGN_SCHEM
 }
 
 const DESIGN = schema();
-
-/** Runs fn, asserts a HearthError with `code` whose message+details contain every fragment. */
-function expectError(fn: () => unknown, code: string, ...fragments: string[]): HearthError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, "expected an error").toBeInstanceOf(HearthError);
-  const err = caught as HearthError;
-  expect(err.code).toBe(code);
-  const text = `${err.message} ${err.details ?? ""}`;
-  for (const f of fragments) expect(text).toContain(f);
-  return err;
-}
 
 const invalid = (input: unknown, ...fragments: string[]) =>
   expectError(() => parseProjectSchema(input), "HEARTH_SCHEMA_INVALID", ...fragments);
