@@ -128,14 +128,20 @@ meRoutes.post("/grants/:id/revoke", async (c) => {
   return c.redirect("/me?notice=revoked", 303);
 });
 
-meRoutes.get("/projects/:id/tables/:table", async (c) => {
-  const v = await viewer(c);
-  if (!v) return c.redirect("/me");
+/** The project of the `:id` route parameter, as the signed-in account may see it (404 otherwise). */
+async function viewersProject(c: Context<AppEnv>, v: Viewer) {
   const { project } = await visibleProject(
     c.env,
     { kind: "account", accountId: v.accountId },
-    c.req.param("id"),
+    c.req.param("id") ?? "",
   );
+  return project;
+}
+
+meRoutes.get("/projects/:id/tables/:table", async (c) => {
+  const v = await viewer(c);
+  if (!v) return c.redirect("/me");
+  const project = await viewersProject(c, v);
   const table = c.req.param("table");
   const columns = (await readableTables(c, v.accountId, project.id)).get(table);
   if (!columns)
@@ -153,11 +159,7 @@ meRoutes.get("/projects/:id/tables/:table", async (c) => {
 meRoutes.get("/projects/:id/export", async (c) => {
   const v = await viewer(c);
   if (!v) return c.redirect("/me");
-  const { project } = await visibleProject(
-    c.env,
-    { kind: "account", accountId: v.accountId },
-    c.req.param("id"),
-  );
+  const project = await viewersProject(c, v);
   const res = await asAccount(c, v.accountId, project.id, "/export");
   if (!res.ok) {
     const body = (await res.json().catch(() => ({}))) as { message?: string };
