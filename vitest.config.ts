@@ -16,6 +16,9 @@ export default defineConfig(async () => {
             HEARTH_ADMIN_KEY: "test-admin-key",
             HEARTH_JWT_SECRET: "test-jwt-secret-0123456789abcdef0123456789abcdef",
             HEARTH_MAX_BODY_BYTES: "4194304",
+            // Flushes and freezes happen when a test asks (cold-tier tests drive the alarm).
+            HEARTH_FLUSH_AGE_SECONDS: "86400",
+            HEARTH_FREEZE_AFTER_SECONDS: "0",
             TEST_MIGRATIONS: migrations,
           },
         },

@@ -13,6 +13,18 @@ import { PRINCIPAL_HEADER, type Principal } from "../shared/principal.ts";
 import { readJsonBody } from "../shared/rest/bodies.ts";
 import type { TableDef } from "../shared/schema.ts";
 import type { Env } from "../workers/env.ts";
+import { prepareWrite } from "./cold/cold-read.ts";
+import { ColdStore } from "./cold/cold-store.ts";
+import {
+  type FlushHooks,
+  type FlushResult,
+  flush,
+  hotRowCount,
+  lastLsn,
+  needsFlush,
+  recoverFlush,
+} from "./cold/flush.ts";
+import { type Manifest, readManifest } from "./cold/manifest.ts";
 import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
 import { importProject } from "./import.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
@@ -24,15 +36,280 @@ import { walRange } from "./wal.ts";
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 const MAX_SCHEMA_BYTES = 1024 * 1024;
 
+function numberVar(v: string | undefined, fallback: number): number {
+  const n = Number(v);
+  return v !== undefined && v !== "" && Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
+export interface Tuning {
+  flushRows: number;
+  flushBytes: number;
+  flushAgeMs: number;
+  /** 0: never freeze */
+  freezeAfterMs: number;
+  segmentRows: number;
+  segmentCacheBytes: number;
+}
+
+/** Tunables (wrangler vars, docs/api.md "Storage"), with their defaults. */
+function readTuning(env: Env): Tuning {
+  return {
+    flushRows: numberVar(env.HEARTH_FLUSH_ROWS, 100_000),
+    flushBytes: numberVar(env.HEARTH_FLUSH_BYTES, 64 * 1024 * 1024),
+    flushAgeMs: numberVar(env.HEARTH_FLUSH_AGE_SECONDS, 300) * 1000,
+    freezeAfterMs: numberVar(env.HEARTH_FREEZE_AFTER_SECONDS, 900) * 1000,
+    segmentRows: Math.max(1, numberVar(env.HEARTH_SEGMENT_ROWS, 262_144)),
+    segmentCacheBytes: numberVar(env.HEARTH_SEGMENT_CACHE_BYTES, 256 * 1024 * 1024),
+  };
+}
+
 export class ProjectDO extends DurableObject<Env> {
   private state!: ProjectState;
-  private lastActivity = Date.now();
+  private cold!: ColdStore;
+  lastActivity = Date.now();
+  /** changes since the last flush, counted by the write path (the row threshold) */
+  private pendingChanges = 0;
+  private firstPendingAt = 0;
+  private alarmSet = false;
+  private flushing: Promise<FlushResult> | null = null;
+  /** when to flush and freeze (wrangler vars; tests change them on the instance) */
+  tuning: Tuning;
+  /** tests replace the bucket (R2 faults) and hook flush steps (crashes) */
+  bucketOverride: R2Bucket | null = null;
+  flushHooks: FlushHooks | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.tuning = readTuning(env);
     ctx.blockConcurrencyWhile(async () => {
-      this.state = new ProjectState(ctx.storage.sql, ctx.storage);
+      this.load();
+      if (this.state.projectId !== null) await recoverFlush(this.flushContext());
     });
+  }
+
+  private load(): void {
+    this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
+    this.cold = new ColdStore(
+      this.ctx.storage.sql,
+      () => this.state.projectId ?? "",
+      () => this.bucket,
+      this.tuning.segmentCacheBytes,
+    );
+  }
+
+  private get bucket(): R2Bucket {
+    return this.bucketOverride ?? this.env.BUCKET;
+  }
+
+  private flushContext() {
+    return {
+      sql: this.ctx.storage.sql,
+      storage: this.ctx.storage,
+      bucket: this.bucket,
+      catalog: this.env.CATALOG,
+      store: this.cold,
+      projectId: this.state.projectId ?? "",
+      schema: this.state.schema,
+      schemaVersion: this.state.schemaVersion,
+      segmentRows: this.tuning.segmentRows,
+      ...(this.flushHooks ? { hooks: this.flushHooks } : {}),
+    };
+  }
+
+  /**
+   * Flushes every hot row to R2 (see cold/flush.ts). No other request runs meanwhile, so
+   * the rows written to segments are exactly the rows dropped afterwards. A failure is
+   * returned to the caller rather than resetting the object.
+   */
+  async flush(): Promise<FlushResult> {
+    if (this.flushing) return this.flushing;
+    const run = async (): Promise<FlushResult> => {
+      let out: FlushResult | undefined;
+      let failure: unknown;
+      await this.ctx.blockConcurrencyWhile(async () => {
+        try {
+          out = await flush(this.flushContext());
+        } catch (err) {
+          failure = err;
+        }
+      });
+      if (failure !== undefined) throw failure;
+      this.pendingChanges = 0;
+      this.firstPendingAt = 0;
+      return out!;
+    };
+    this.flushing = run().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  /**
+   * Freezes the project: flushes everything, then empties this object's storage (tables,
+   * WAL, keys). The catalog and R2 hold all of it; the next request wakes the object.
+   */
+  async freeze(): Promise<{ frozen: boolean; version: number }> {
+    if (this.state.projectId === null) return { frozen: false, version: 0 };
+    const projectId = this.state.projectId;
+    const result = await this.flush();
+    let frozen = false;
+    await this.ctx.blockConcurrencyWhile(async () => {
+      // A write that slipped in between the flush and now keeps the project awake.
+      if (needsFlush(this.flushContext(), await this.cold.current())) return;
+      await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = ? WHERE id = ?")
+        .bind(new Date().toISOString(), projectId)
+        .run();
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      this.alarmSet = false;
+      this.cold.dropCaches();
+      this.load();
+      frozen = true;
+    });
+    return { frozen, version: result.version };
+  }
+
+  /**
+   * First request to a frozen project (empty storage): rebuilds the object from the
+   * catalog (keys) and the current manifest (schema, sequences, LSN high-water mark).
+   */
+  private async wake(projectId: string): Promise<void> {
+    if (!this.env.PROJECT.idFromName(projectId).equals(this.ctx.id)) return;
+    const project = await this.env.CATALOG.prepare("SELECT manifest_version AS v FROM projects WHERE id = ?")
+      .bind(projectId)
+      .first<{ v: number }>();
+    if (!project) return;
+    const keys = await this.env.CATALOG.prepare(
+      "SELECT id, role FROM api_keys WHERE project_id = ? AND revoked_at IS NULL",
+    )
+      .bind(projectId)
+      .all<{ id: string; role: "anon" | "service" }>();
+    const manifest = project.v > 0 ? await readManifest(this.bucket, projectId, project.v) : null;
+    await this.ctx.blockConcurrencyWhile(async () => {
+      if (this.state.projectId !== null) return;
+      this.adopt(projectId, keys.results, manifest);
+      await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = NULL WHERE id = ?")
+        .bind(projectId)
+        .run();
+    });
+  }
+
+  /** Makes this (empty) object the holder of `manifest`: schema, sequences, LSNs, version. */
+  private adopt(projectId: string, keys: KeyRecord[], manifest: Manifest | null): void {
+    this.state.init(projectId, keys);
+    if (!manifest) return;
+    if (manifest.schema) this.state.applySchema(manifest.schema);
+    const sql = this.ctx.storage.sql;
+    this.ctx.storage.transactionSync(() => {
+      const seqs: [string, number][] = [
+        ...Object.entries(manifest.sequences),
+        ["_hearth_wal", manifest.lastLsn],
+      ];
+      for (const [name, seq] of seqs) {
+        sql.exec("DELETE FROM sqlite_sequence WHERE name = ?", name);
+        sql.exec("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", name, seq);
+      }
+      this.cold.setVersion(manifest.version);
+    });
+    this.cold.install(manifest);
+  }
+
+  /**
+   * Fork: makes this new project's first manifest the parent's current one. The segments
+   * stay where they are (the parent's prefix) and are shared by reference.
+   */
+  async adoptFork(projectId: string, keys: KeyRecord[], parent: Manifest): Promise<void> {
+    const manifest: Manifest = {
+      ...parent,
+      version: 1,
+      projectId,
+      createdAt: new Date().toISOString(),
+      flushId: crypto.randomUUID(),
+    };
+    await this.bucket.put(`projects/${projectId}/manifests/1.json`, JSON.stringify(manifest), {
+      onlyIf: { etagDoesNotMatch: "*" },
+    });
+    const db = this.env.CATALOG;
+    const refs = Object.entries(manifest.tables).flatMap(([t, list]) => list.map((r) => ({ t, r })));
+    await db.batch([
+      db
+        .prepare(
+          "INSERT OR IGNORE INTO manifests (project_id, version, r2_key, last_lsn, segments, rows, bytes, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(
+          projectId,
+          `projects/${projectId}/manifests/1.json`,
+          manifest.lastLsn,
+          refs.length,
+          refs.reduce((s, x) => s + x.r.rows - x.r.deleted.length, 0),
+          refs.reduce((s, x) => s + x.r.bytes, 0),
+          manifest.createdAt,
+        ),
+      ...refs.map(({ t, r }) =>
+        db
+          .prepare(
+            "INSERT OR IGNORE INTO segments (project_id, version, r2_key, table_name, rows, bytes, first_lsn, last_lsn, stats) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)",
+          )
+          .bind(projectId, r.key, t, r.rows, r.bytes, r.firstLsn, r.lastLsn, JSON.stringify(r.stats)),
+      ),
+      db
+        .prepare("UPDATE projects SET manifest_version = 1, forked_from = ? WHERE id = ?")
+        .bind(parent.projectId, projectId),
+    ]);
+    this.adopt(projectId, keys, manifest);
+  }
+
+  /** The parent side of a fork: everything flushed, and the manifest that holds it. */
+  async snapshotForFork(): Promise<Manifest> {
+    await this.flush();
+    return this.cold.current();
+  }
+
+  /** Alarm: freeze when idle long enough, else flush when a threshold is reached. */
+  override async alarm(): Promise<void> {
+    this.alarmSet = false;
+    if (this.state.projectId === null) return;
+    const t = this.tuning;
+    const now = Date.now();
+    if (t.freezeAfterMs > 0 && now - this.lastActivity >= t.freezeAfterMs) {
+      await this.freeze();
+      return;
+    }
+    const hot = hotRowCount(this.ctx.storage.sql, this.state.schema);
+    // After a restart the age of the oldest change is unknown: flush.
+    const old = this.firstPendingAt === 0 || now - this.firstPendingAt >= t.flushAgeMs;
+    if (hot > 0 && (hot >= t.flushRows || this.ctx.storage.sql.databaseSize >= t.flushBytes || old)) {
+      try {
+        await this.flush();
+      } catch (err) {
+        console.error("scheduled flush failed", err);
+      }
+    }
+    await this.scheduleAlarm(this.nextCheckMs());
+  }
+
+  private nextCheckMs(): number {
+    const t = this.tuning;
+    return t.freezeAfterMs > 0 ? Math.min(t.flushAgeMs, t.freezeAfterMs) : t.flushAgeMs;
+  }
+
+  private async scheduleAlarm(inMs: number): Promise<void> {
+    if (this.alarmSet) return;
+    this.alarmSet = true;
+    const existing = await this.ctx.storage.getAlarm();
+    if (existing === null || existing > Date.now() + inMs) await this.ctx.storage.setAlarm(Date.now() + inMs);
+  }
+
+  /** After a write: count it toward the thresholds and make sure an alarm will come. */
+  private async afterWrite(): Promise<void> {
+    if (this.firstPendingAt === 0) this.firstPendingAt = Date.now();
+    this.pendingChanges = lastLsn(this.ctx.storage.sql) - this.cold.manifest.lastLsn;
+    if (this.pendingChanges >= this.tuning.flushRows) {
+      this.alarmSet = true;
+      await this.ctx.storage.setAlarm(Date.now());
+      return;
+    }
+    await this.scheduleAlarm(this.nextCheckMs());
   }
 
   /** Called by the gateway when the project is created. Idempotent. */
@@ -83,7 +360,11 @@ export class ProjectDO extends DurableObject<Env> {
   async handle(request: Request, principal: Principal, requestId: string): Promise<Response> {
     try {
       this.lastActivity = Date.now();
-      return await this.route(request, this.checkPrincipal(principal), requestId);
+      if (this.state.projectId === null) await this.wake(principal.projectId);
+      const response = await this.route(request, this.checkPrincipal(principal), requestId);
+      if (isDataWrite(request) && response.status < 300 && this.state.projectId !== null)
+        await this.afterWrite();
+      return response;
     } catch (err) {
       // Refused before the body was read: read it to the end (bounded) so the gateway's
       // stream into this request completes before the response is sent.
@@ -99,12 +380,66 @@ export class ProjectDO extends DurableObject<Env> {
       this.lastActivity = Date.now();
       const raw = request.headers.get(PRINCIPAL_HEADER);
       if (!raw) throw new HearthError("HEARTH_UNAUTHORIZED", "Missing credentials.");
-      return await this.route(request, this.checkPrincipal(JSON.parse(raw) as Principal), requestId);
+      const principal = JSON.parse(raw) as Principal;
+      if (this.state.projectId === null) await this.wake(principal.projectId);
+      return await this.route(request, this.checkPrincipal(principal), requestId);
     } catch (err) {
       // Refused before the body was read: read it to the end (bounded) so the gateway's
       // stream into this request completes before the response is sent.
       if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
       return errorResponse(err, requestId);
+    }
+  }
+
+  private async snapshot(asOf: string): Promise<Manifest> {
+    const version = await resolveSnapshot(this.env.CATALOG, this.state.projectId ?? "", asOf);
+    return this.cold.snapshot(version);
+  }
+
+  private async stats(): Promise<Record<string, unknown>> {
+    const sql = this.ctx.storage.sql;
+    const manifest = await this.cold.current();
+    const refs = Object.values(manifest.tables).flat();
+    return {
+      projectId: this.state.projectId,
+      schemaVersion: this.state.schemaVersion,
+      hotRows: hotRowCount(sql, this.state.schema),
+      // shadowed keys were superseded since the last flush (promoted into hotRows, or deleted)
+      coldRows: refs.reduce((s, r) => s + r.rows - r.deleted.length, 0) - this.cold.shadowCount,
+      segments: refs.length,
+      r2Bytes: refs.reduce((s, r) => s + r.bytes, 0),
+      doStorageBytes: sql.databaseSize,
+      segmentCacheBytes: this.cold.cachedBytes,
+      manifestVersion: this.cold.manifestVersion,
+      wal: { ...walRange(sql), lastLsn: lastLsn(sql) },
+      lastActivity: new Date(this.lastActivity).toISOString(),
+    };
+  }
+
+  /**
+   * Before a schema change: the flushed rows of every table it changes (anything but new
+   * columns) or drops come back to the hot tier, so SQLite's migration sees all rows.
+   */
+  private async promoteForSchema(next: unknown): Promise<void> {
+    const current = this.state.schema;
+    if (!current || this.cold.isEmpty || typeof next !== "object" || next === null) return;
+    const nextTables = ((next as { tables?: unknown }).tables ?? {}) as Record<
+      string,
+      { columns?: Record<string, unknown> }
+    >;
+    const changed = [...current.tables.values()].filter((t) => {
+      const after = nextTables[t.name];
+      if (!after || typeof after !== "object") return true;
+      const { columns: beforeCols, ...beforeRest } = t.def;
+      const { columns: afterCols = {}, ...afterRest } = after;
+      if (JSON.stringify(beforeRest) !== JSON.stringify(afterRest)) return true;
+      return Object.entries(beforeCols).some(([c, d]) => JSON.stringify(afterCols[c]) !== JSON.stringify(d));
+    });
+    for (const table of changed) {
+      const view = await prepareWrite(this.cold, current, table);
+      this.cold.transaction(this.ctx.storage, () => {
+        this.cold.promoteAll(view, table);
+      });
     }
   }
 
@@ -137,6 +472,8 @@ export class ProjectDO extends DurableObject<Env> {
           requestId,
           maxBodyBytes: this.maxBodyBytes(),
           baseUrl: `${url.origin}${prefix}/rest/v1`,
+          cold: this.cold,
+          snapshot: (asOf) => this.snapshot(asOf),
         },
         request,
         path.slice("/rest/v1".length),
@@ -158,6 +495,7 @@ export class ProjectDO extends DurableObject<Env> {
             'The schema must be a JSON object with a "tables" key.',
           );
         }
+        await this.promoteForSchema(body);
         const result = this.state.applySchema(body);
         return json(result, 200, requestId);
       }
@@ -194,32 +532,76 @@ export class ProjectDO extends DurableObject<Env> {
       requireService(principal);
       return json({ ok: true }, 200, requestId);
     }
-    if (path === "/admin/v1/stats") {
+    if (path === "/admin/v1/flush") {
       requireService(principal);
-      const range = walRange(this.ctx.storage.sql);
-      let hotRows = 0;
-      for (const t of this.state.schema?.tables.keys() ?? []) {
-        hotRows += Number(
-          this.ctx.storage.sql.exec(`SELECT count(*) AS n FROM "${t.replaceAll('"', '""')}"`).one().n,
+      if (method !== "POST") {
+        throw new HearthError(
+          "HEARTH_METHOD_NOT_ALLOWED",
+          `${method} is not allowed on /admin/v1/flush; use POST.`,
         );
       }
-      return json(
-        {
-          projectId: this.state.projectId,
-          schemaVersion: this.state.schemaVersion,
-          hotRows,
-          segments: 0,
-          r2Bytes: 0,
-          doStorageBytes: this.ctx.storage.sql.databaseSize,
-          wal: range,
-          lastActivity: new Date(this.lastActivity).toISOString(),
-        },
-        200,
-        requestId,
-      );
+      return json(await this.flush(), 200, requestId);
+    }
+    if (path === "/admin/v1/freeze") {
+      requireService(principal);
+      if (method !== "POST") {
+        throw new HearthError(
+          "HEARTH_METHOD_NOT_ALLOWED",
+          `${method} is not allowed on /admin/v1/freeze; use POST.`,
+        );
+      }
+      return json(await this.freeze(), 200, requestId);
+    }
+    if (path === "/admin/v1/stats") {
+      requireService(principal);
+      return json(await this.stats(), 200, requestId);
     }
     throw new HearthError("HEARTH_NOT_FOUND", `No route for ${method} ${url.pathname}`);
   }
+}
+
+/** ISO time or manifest version → a kept manifest (time travel). */
+async function resolveSnapshot(catalog: D1Database, projectId: string, asOf: string): Promise<number> {
+  if (/^\d+$/.test(asOf)) {
+    const v = Number(asOf);
+    const row = await catalog
+      .prepare("SELECT version FROM manifests WHERE project_id = ? AND version = ?")
+      .bind(projectId, v)
+      .first<{ version: number }>();
+    if (!row) {
+      throw new HearthError("HEARTH_SNAPSHOT_NOT_FOUND", `There is no kept snapshot with version ${v}`, {
+        hint: "GET {url}/admin/v1/stats shows the current manifest version; older ones are kept for the retention window.",
+      });
+    }
+    return v;
+  }
+  const ms = Date.parse(asOf);
+  if (Number.isNaN(ms)) {
+    throw new HearthError(
+      "HEARTH_BAD_REQUEST",
+      `as_of must be a manifest version or an ISO-8601 time, not "${asOf}"`,
+    );
+  }
+  const row = await catalog
+    .prepare(
+      "SELECT version FROM manifests WHERE project_id = ? AND created_at <= ? ORDER BY version DESC LIMIT 1",
+    )
+    .bind(projectId, new Date(ms).toISOString())
+    .first<{ version: number }>();
+  if (!row) {
+    throw new HearthError("HEARTH_SNAPSHOT_NOT_FOUND", `No snapshot was taken at or before ${asOf}`, {
+      hint: "Snapshots are the flushes (manifest versions); the first one is taken by the first flush.",
+    });
+  }
+  return row.version;
+}
+
+/** A request that may change rows (the flush thresholds count those). */
+function isDataWrite(request: Request): boolean {
+  const m = request.method;
+  if (m === "GET" || m === "HEAD" || m === "OPTIONS") return false;
+  const path = new URL(request.url).pathname;
+  return path.includes("/rest/v1/") || path.endsWith("/import");
 }
 
 async function drain(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<void> {

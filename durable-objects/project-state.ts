@@ -5,9 +5,16 @@
  */
 import { HearthError } from "../shared/errors.ts";
 import { type ProjectSchema, parseProjectSchema } from "../shared/schema.ts";
+import { COLD_DDL } from "./cold/cold-store.ts";
 import { planMigration } from "./migrate.ts";
 import { SchemaIndex } from "./schema-index.ts";
-import { dropWalTriggerStatements, WAL_DDL, walTriggerStatements } from "./wal.ts";
+import {
+  dropWalTriggerStatements,
+  upgradeWalState,
+  WAL_DDL,
+  WAL_TRIGGER_VERSION,
+  walTriggerStatements,
+} from "./wal.ts";
 
 const META_DDL = [
   "CREATE TABLE IF NOT EXISTS _hearth_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -29,7 +36,10 @@ export class ProjectState {
     private readonly sql: SqlStorage,
     private readonly storage: DurableObjectStorage,
   ) {
-    for (const ddl of [...META_DDL, ...WAL_DDL]) sql.exec(ddl);
+    // An empty object (new, or frozen) stays empty until init: a frozen project's storage
+    // holds no tables at all.
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE name = '_hearth_meta'").toArray().length === 0) return;
+    this.createTables();
     for (const r of sql.exec("SELECT key, value FROM _hearth_meta")) {
       if (r.key === "project_id") this.projectId = String(r.value);
       if (r.key === "schema_version") this.schemaVersion = Number(r.value);
@@ -38,12 +48,34 @@ export class ProjectState {
     for (const r of sql.exec("SELECT id, role FROM _hearth_keys WHERE revoked = 0")) {
       this.keys.set(String(r.id), { id: String(r.id), role: r.role as KeyRecord["role"] });
     }
+    upgradeWalState(sql);
+    const tv = sql.exec("SELECT value FROM _hearth_meta WHERE key = 'wal_trigger_version'").toArray()[0];
+    if (Number(tv?.value ?? 0) < WAL_TRIGGER_VERSION) {
+      storage.transactionSync(() => {
+        for (const table of this.schema?.tables.values() ?? []) {
+          for (const statement of walTriggerStatements(table)) sql.exec(statement);
+        }
+        sql.exec(
+          "INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('wal_trigger_version', ?)",
+          String(WAL_TRIGGER_VERSION),
+        );
+      });
+    }
+  }
+
+  private createTables(): void {
+    for (const ddl of [...META_DDL, ...WAL_DDL, ...COLD_DDL]) this.sql.exec(ddl);
   }
 
   init(projectId: string, keys: KeyRecord[]): void {
     if (this.projectId !== null && this.projectId !== projectId) {
       throw new Error(`DO already belongs to project ${this.projectId}`);
     }
+    this.createTables();
+    this.sql.exec(
+      "INSERT OR IGNORE INTO _hearth_meta (key, value) VALUES ('wal_trigger_version', ?)",
+      String(WAL_TRIGGER_VERSION),
+    );
     this.storage.transactionSync(() => {
       this.sql.exec("INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('project_id', ?)", projectId);
       for (const k of keys) {

@@ -7,6 +7,7 @@ import { HearthError } from "../shared/errors.ts";
 import type { Filter, OrderTerm } from "../shared/rest/plan.ts";
 import { OWNER_COLUMN } from "../shared/schema.ts";
 import { fromStorage } from "../shared/values.ts";
+import type { SqlExec } from "./cold/overlay.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { Embed, Level } from "./read-plan.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
@@ -179,7 +180,7 @@ export interface ReadOptions {
 }
 
 /** Runs the root SELECT and every embed; returns wire-form rows. */
-export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opts: ReadOptions): Row[] {
+export function runLevel(sql: SqlExec, schema: SchemaIndex, level: Level, opts: ReadOptions): Row[] {
   const params = new SqlParams();
   const alias = firstAlias();
   let where = levelWhere(schema, level, alias, params);
@@ -228,7 +229,7 @@ export function runLevel(sql: SqlStorage, schema: SchemaIndex, level: Level, opt
   return rows;
 }
 
-function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: unknown[], rows: Row[]): void {
+function attachEmbed(sql: SqlExec, schema: SchemaIndex, embed: Embed, keys: unknown[], rows: Row[]): void {
   const child = embed.level;
   const distinct = [...new Set(keys.filter((k) => k !== null && k !== undefined))];
   const byKey = new Map<unknown, Row[]>();
@@ -290,7 +291,7 @@ function attachEmbed(sql: SqlStorage, schema: SchemaIndex, embed: Embed, keys: u
 }
 
 /** `count=exact`: all rows the filters (and policy, and `!inner`) let through. */
-export function countLevel(sql: SqlStorage, schema: SchemaIndex, level: Level): number {
+export function countLevel(sql: SqlExec, schema: SchemaIndex, level: Level): number {
   const params = new SqlParams();
   const alias = firstAlias();
   const where = levelWhere(schema, level, alias, params);

@@ -11,10 +11,15 @@ import { buildOpenApi } from "../shared/rest/openapi.ts";
 import { type AcceptMedia, parseAcceptMedia, parsePrefer, parseRange } from "../shared/rest/parse-headers.ts";
 import { parseQuery } from "../shared/rest/parse-query.ts";
 import type { Prefer, QueryPlan } from "../shared/rest/plan.ts";
+import { insertNeedsCold, levelExec, prepareRead, prepareWrite } from "./cold/cold-read.ts";
+import type { ColdStore, ColdView } from "./cold/cold-store.ts";
+import type { Manifest } from "./cold/manifest.ts";
+import type { SqlExec } from "./cold/overlay.ts";
+import { promoteForInsert, promoteTargets } from "./cold/promote.ts";
 import { readAccess, writeAccess } from "./policy.ts";
 import { buildLevel, countLevel, type Level, type Row, runLevel } from "./read.ts";
 import { contentRange, formatBody, respond, singular } from "./rest-response.ts";
-import type { SchemaIndex, TableInfo } from "./schema-index.ts";
+import { SchemaIndex, type TableInfo } from "./schema-index.ts";
 import { beginWalTx, walCountsOf } from "./wal.ts";
 import { deleteRows, insertBatch, type PrimaryKey, selectTargets, updateRows } from "./write.ts";
 
@@ -27,6 +32,9 @@ export interface RestContext {
   maxBodyBytes: number;
   /** `http://host/p/<id>/rest/v1` */
   baseUrl: string;
+  cold: ColdStore;
+  /** resolves `as_of` (a manifest version or an ISO time) to a kept manifest */
+  snapshot: (asOf: string) => Promise<Manifest>;
 }
 
 function preferenceApplied(
@@ -79,6 +87,25 @@ export async function handleRest(ctx: RestContext, request: Request, subpath: st
   }
   if (segments.length !== 1)
     throw new HearthError("PGRST125", `Invalid path specified in request URL: ${subpath}`);
+  const asOf = url.searchParams.get("as_of");
+  url.searchParams.delete("as_of");
+  if (asOf !== null && method !== "GET" && method !== "HEAD") {
+    throw new HearthError(
+      "HEARTH_BAD_REQUEST",
+      "as_of is only allowed on GET and HEAD: a snapshot is read-only",
+    );
+  }
+  let snapshot: Manifest | undefined;
+  if (asOf !== null) {
+    snapshot = await ctx.snapshot(asOf);
+    if (!snapshot.schema) {
+      throw new HearthError(
+        "PGRST205",
+        `Could not find the table '${segments[0]}' in snapshot ${snapshot.version}`,
+      );
+    }
+    ctx = { ...ctx, schema: new SchemaIndex(snapshot.schema) };
+  }
   const table = ctx.schema.table(decodePathSegment(segments[0]!));
   const accept = parseAcceptMedia(request.headers.get("accept"));
   if (!accept || accept.format === "openapi") {
@@ -95,7 +122,7 @@ export async function handleRest(ctx: RestContext, request: Request, subpath: st
   switch (method) {
     case "GET":
     case "HEAD":
-      return read(ctx, request, table, plan, prefer, accept, method === "HEAD");
+      return read(ctx, request, table, plan, prefer, accept, method === "HEAD", snapshot);
     case "POST":
       return insert(ctx, request, table, plan, prefer, accept);
     case "PATCH":
@@ -145,7 +172,19 @@ function pagingOf(plan: QueryPlan, request: Request): { offset: number; limit?: 
   return Number.isFinite(end) ? { offset, limit: Math.max(0, end - offset) } : { offset };
 }
 
-function read(
+/** `exec` over hot ∪ cold for a read of `level` (plain SQLite while nothing was flushed). */
+async function readExec(ctx: RestContext, level: Level, snapshot?: Manifest): Promise<SqlExec> {
+  if (!snapshot && ctx.cold.isEmpty) return ctx.sql;
+  return (await prepareRead(ctx.cold, ctx.sql, ctx.schema, level, snapshot)).exec;
+}
+
+/** Loads the cold rows a write to `table` may touch; null while nothing was flushed. */
+async function writeView(ctx: RestContext, table: TableInfo): Promise<ColdView | null> {
+  if (ctx.cold.isEmpty) return null;
+  return prepareWrite(ctx.cold, ctx.schema, table);
+}
+
+async function read(
   ctx: RestContext,
   request: Request,
   table: TableInfo,
@@ -153,18 +192,20 @@ function read(
   prefer: Prefer,
   accept: AcceptMedia,
   head: boolean,
-): Response {
+  snapshot?: Manifest,
+): Promise<Response> {
   const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
   const paging = pagingOf(plan, request);
   const wantCount = prefer.count !== undefined;
-  const total = wantCount ? countLevel(ctx.sql, ctx.schema, level) : null;
+  const exec = await readExec(ctx, level, snapshot);
+  const total = wantCount ? countLevel(exec, ctx.schema, level) : null;
   if (total !== null && paging.offset > total && total > 0) {
     throw new HearthError("PGRST103", "Requested range not satisfiable", {
       details: `An offset of ${paging.offset} was requested, but there are only ${total} rows.`,
       status: 416,
     });
   }
-  const rows = paging.limit === 0 ? [] : runLevel(ctx.sql, ctx.schema, level, paging);
+  const rows = paging.limit === 0 ? [] : runLevel(exec, ctx.schema, level, paging);
   const { body, type } = formatBody(
     rows,
     accept,
@@ -192,10 +233,10 @@ async function bodyOf(ctx: RestContext, request: Request, plan: QueryPlan): Prom
 }
 
 /** The representation of written rows, re-read through the read path (embeds included). */
-function representation(ctx: RestContext, level: Level, keys: PrimaryKey[]): Row[] {
+function representation(ctx: RestContext, level: Level, keys: PrimaryKey[], view: ColdView | null): Row[] {
   if (keys.length === 0) return [];
-  const rows = runLevel(ctx.sql, ctx.schema, level, { keys });
-  return rows;
+  const exec = view ? levelExec(ctx.sql, view, level) : ctx.sql;
+  return runLevel(exec, ctx.schema, level, { keys });
 }
 
 function writeResponse(
@@ -238,8 +279,12 @@ async function insert(
         ? { target: plan.onConflict, resolution: "merge-duplicates" as const }
         : undefined;
   const wantRows = prefer.return === "representation";
-  const result = ctx.storage.transactionSync(() => {
+  // Embeds of the representation may name flushed rows; conflicts and parents may be cold.
+  const view = await writeView(ctx, table);
+  const needsCold = view !== null && insertNeedsCold(table, ctx.schema, batch.columns);
+  const result = ctx.cold.transaction(ctx.storage, () => {
     const tx = beginWalTx(ctx.sql);
+    if (view && needsCold) promoteForInsert(ctx.cold, view, table, batch);
     const keys = insertBatch(ctx.sql, table, batch, {
       access,
       missingDefault: prefer.missing === "default",
@@ -247,7 +292,7 @@ async function insert(
       ...(upsert ? { upsert } : {}),
     });
     const counts = walCountsOf(ctx.sql, tx);
-    const rows = wantRows ? representation(ctx, level, keys) : null;
+    const rows = wantRows ? representation(ctx, level, keys, view) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
     return { keys, counts, rows, written: counts.INSERT + counts.UPDATE };
   });
@@ -303,12 +348,22 @@ async function update(
   }
   const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
   const wantRows = prefer.return === "representation";
-  const result = ctx.storage.transactionSync(() => {
+  const view = await writeView(ctx, table);
+  const result = ctx.cold.transaction(ctx.storage, () => {
     beginWalTx(ctx.sql);
-    const targets = selectTargets(ctx.sql, ctx.schema, level, plan.limit);
+    const targets = selectTargets(
+      view ? levelExec(ctx.sql, view, level) : ctx.sql,
+      ctx.schema,
+      level,
+      plan.limit,
+    );
     checkMaxAffected(prefer, targets.length);
+    if (view) {
+      promoteTargets(ctx.cold, ctx.sql, view, table, targets);
+      promoteForUpdate(ctx, view, table, patch);
+    }
     const keys = updateRows(ctx.sql, table, targets, patch, access);
-    const rows = wantRows ? representation(ctx, level, keys) : null;
+    const rows = wantRows ? representation(ctx, level, keys, view) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
     return { keys, rows };
   });
@@ -320,22 +375,29 @@ async function update(
   return writeResponse(ctx, 200, result.rows, result.keys.length, prefer, accept, level, extra);
 }
 
-function remove(
+async function remove(
   ctx: RestContext,
   table: TableInfo,
   plan: QueryPlan,
   prefer: Prefer,
   accept: AcceptMedia,
-): Response {
+): Promise<Response> {
   writeAccess(ctx.principal, table);
   requireFilter(plan, prefer, "DELETE");
   const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
   const wantRows = prefer.return === "representation";
-  const result = ctx.storage.transactionSync(() => {
+  const view = await writeView(ctx, table);
+  const result = ctx.cold.transaction(ctx.storage, () => {
     beginWalTx(ctx.sql);
-    const targets = selectTargets(ctx.sql, ctx.schema, level, plan.limit);
+    const targets = selectTargets(
+      view ? levelExec(ctx.sql, view, level) : ctx.sql,
+      ctx.schema,
+      level,
+      plan.limit,
+    );
     checkMaxAffected(prefer, targets.length);
-    const rows = wantRows ? representation(ctx, level, targets) : null;
+    if (view) promoteTargets(ctx.cold, ctx.sql, view, table, targets);
+    const rows = wantRows ? representation(ctx, level, targets, view) : null;
     const n = deleteRows(ctx.sql, table, targets);
     if (accept.format === "object" && wantRows) singular(rows!);
     return { n, rows };
@@ -345,4 +407,9 @@ function remove(
     count: prefer.count !== undefined,
   });
   return writeResponse(ctx, 200, result.rows, result.n, prefer, accept, level, extra);
+}
+
+/** Cold rows an update's new values collide with (unique columns) or refer to (parents). */
+function promoteForUpdate(ctx: RestContext, view: ColdView, table: TableInfo, patch: RowBatch): void {
+  promoteForInsert(ctx.cold, view, table, { ...patch, rows: patch.rows.slice(0, 1) });
 }

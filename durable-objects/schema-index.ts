@@ -86,6 +86,11 @@ export class SchemaIndex {
     }
   }
 
+  /** Every foreign key touching `table`, seen from it (both directions). */
+  relationshipsOf(table: string): readonly Relationship[] {
+    return this.relationships.get(table) ?? [];
+  }
+
   table(name: string): TableInfo {
     const t = this.tables.get(name);
     if (!t) {

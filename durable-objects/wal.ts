@@ -10,7 +10,9 @@ import { quoteIdent } from "./migrate.ts";
 import type { ColumnInfo, TableInfo } from "./schema-index.ts";
 
 export const WAL_DDL = [
-  `CREATE TABLE IF NOT EXISTS _hearth_state (id INTEGER PRIMARY KEY CHECK (id = 1), tx INTEGER NOT NULL, ts INTEGER NOT NULL)`,
+  // muted = 1 while rows move between tiers without changing (promotion, flush): the WAL
+  // triggers skip them.
+  `CREATE TABLE IF NOT EXISTS _hearth_state (id INTEGER PRIMARY KEY CHECK (id = 1), tx INTEGER NOT NULL, ts INTEGER NOT NULL, muted INTEGER NOT NULL DEFAULT 0)`,
   `INSERT OR IGNORE INTO _hearth_state (id, tx, ts) VALUES (1, 0, 0)`,
   // AUTOINCREMENT: an LSN is never reused, even after the WAL is trimmed to nothing.
   // No CHECK on op and no index on tx: only the triggers write here, and each costs ~25%
@@ -89,13 +91,25 @@ export function walTriggerStatements(table: TableInfo): string[] {
   const t = quoteIdent(table.name);
   const pk = (ref: string) =>
     `json_array(${table.primaryKey.map((c) => `${ref}.${quoteIdent(c)}`).join(", ")})`;
+  const when = "WHEN (SELECT muted FROM _hearth_state WHERE id = 1) = 0";
   const head = `INSERT INTO _hearth_wal (tx, ts, tbl, op, pk, new, old) VALUES ((SELECT tx FROM _hearth_state WHERE id = 1), (SELECT ts FROM _hearth_state WHERE id = 1), ${sqlString(table.name)}`;
   return [
     ...dropWalTriggerStatements(table.name),
-    `CREATE TRIGGER ${triggerName("i", table.name)} AFTER INSERT ON ${t} BEGIN ${head}, 'INSERT', ${pk("NEW")}, ${rowJson("NEW", table)}, NULL); END`,
-    `CREATE TRIGGER ${triggerName("u", table.name)} AFTER UPDATE ON ${t} BEGIN ${head}, 'UPDATE', ${pk("NEW")}, ${rowJson("NEW", table)}, ${rowJson("OLD", table)}); END`,
-    `CREATE TRIGGER ${triggerName("d", table.name)} AFTER DELETE ON ${t} BEGIN ${head}, 'DELETE', ${pk("OLD")}, NULL, ${rowJson("OLD", table)}); END`,
+    `CREATE TRIGGER ${triggerName("i", table.name)} AFTER INSERT ON ${t} ${when} BEGIN ${head}, 'INSERT', ${pk("NEW")}, ${rowJson("NEW", table)}, NULL); END`,
+    `CREATE TRIGGER ${triggerName("u", table.name)} AFTER UPDATE ON ${t} ${when} BEGIN ${head}, 'UPDATE', ${pk("NEW")}, ${rowJson("NEW", table)}, ${rowJson("OLD", table)}); END`,
+    `CREATE TRIGGER ${triggerName("d", table.name)} AFTER DELETE ON ${t} ${when} BEGIN ${head}, 'DELETE', ${pk("OLD")}, NULL, ${rowJson("OLD", table)}); END`,
   ];
+}
+
+/** Version of the trigger text above; ProjectState re-creates older triggers at start-up. */
+export const WAL_TRIGGER_VERSION = 2;
+
+/** Adds `_hearth_state.muted` to a DO created before it existed. */
+export function upgradeWalState(sql: SqlStorage): void {
+  const cols = sql.exec("PRAGMA table_info(_hearth_state)").toArray();
+  if (!cols.some((c) => c.name === "muted")) {
+    sql.exec("ALTER TABLE _hearth_state ADD COLUMN muted INTEGER NOT NULL DEFAULT 0");
+  }
 }
 
 export interface WalTx {

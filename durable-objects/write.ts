@@ -15,6 +15,7 @@ import { firstAlias, type Level, levelWhere, type PrimaryKey, pkFilter } from ".
 export type { PrimaryKey };
 
 import { bytesToHex, type StorageValue, toStorage } from "../shared/values.ts";
+import type { SqlExec } from "./cold/overlay.ts";
 import type { ColumnInfo, SchemaIndex, TableInfo } from "./schema-index.ts";
 import { SqlParams } from "./sql-where.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
@@ -179,12 +180,7 @@ export function insertBatch(
 }
 
 /** Primary keys of the rows a write's filters select (with order/limit when given). */
-export function selectTargets(
-  sql: SqlStorage,
-  schema: SchemaIndex,
-  level: Level,
-  limit?: number,
-): PrimaryKey[] {
+export function selectTargets(sql: SqlExec, schema: SchemaIndex, level: Level, limit?: number): PrimaryKey[] {
   const params = new SqlParams();
   const alias = firstAlias();
   const where = levelWhere(schema, level, alias, params);

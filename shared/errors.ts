@@ -54,6 +54,10 @@ export const ERROR_STATUS = {
   HEARTH_IMPORT_INVALID: 400, // POST /import: not a zip, or a member that cannot be loaded (named)
   HEARTH_IMPORT_NOT_EMPTY: 409, // POST /import into a project whose tables hold rows
   HEARTH_APP_TABLE_CONFLICT: 409, // consent: the project has an app's table with another definition
+  HEARTH_STORAGE_UNAVAILABLE: 503, // R2 failed after retries; nothing was changed
+  HEARTH_SNAPSHOT_NOT_FOUND: 404, // as_of names a manifest version or time not kept (retention)
+  HEARTH_FLUSH_CONFLICT: 409, // another flush committed the next manifest version first
+  HEARTH_COLD_SCAN_TOO_LARGE: 413, // a query would merge more flushed rows than one statement can carry
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
   HEARTH_NOT_FOUND: 404,

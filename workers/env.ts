@@ -10,6 +10,16 @@ export interface Env {
   HEARTH_ADMIN_KEY?: string;
   HEARTH_JWT_SECRET?: string;
   HEARTH_MAX_BODY_BYTES?: string;
+  /** Cold tier (durable-objects/cold): flush thresholds, freezing, segment size and cache. */
+  HEARTH_FLUSH_ROWS?: string;
+  HEARTH_FLUSH_BYTES?: string;
+  HEARTH_FLUSH_AGE_SECONDS?: string;
+  /** idle time after which a project is frozen; 0 never freezes */
+  HEARTH_FREEZE_AFTER_SECONDS?: string;
+  HEARTH_SEGMENT_ROWS?: string;
+  HEARTH_SEGMENT_CACHE_BYTES?: string;
+  /** how long manifests (snapshots for as_of) and the segments they need are kept */
+  HEARTH_RETENTION_SECONDS?: string;
   /** Deployed mail: each auth email is POSTed there as JSON (workers/auth/mailer.ts). */
   HEARTH_EMAIL_WEBHOOK_URL?: string;
   /** Sent as `Authorization: Bearer <secret>` with each webhook POST, when set. */

@@ -7,6 +7,7 @@ import { eq, inArray, or } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { Manifest } from "../../durable-objects/cold/manifest.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { platformCaller } from "../auth/admin.ts";
@@ -208,6 +209,47 @@ projectsRoutes.delete("/:id", async (c) => {
     db.delete(projects).where(eq(projects.id, project.id)),
   ]);
   await c.env.PROJECT.get(c.env.PROJECT.idFromName(project.id)).destroy();
-  await deleteProjectBlobs(c.env.BUCKET, project.id);
+  await deleteProjectBlobs(c.env.BUCKET, project.id, c.env.CATALOG);
   return c.body(null, 204);
+});
+
+/**
+ * Fork: a new project (new keys, owned by the caller) that starts as the parent's current
+ * state. The parent is flushed first; the fork's first manifest refers to the parent's
+ * segments in place (copy-on-write: no bytes are copied, and later writes of either
+ * project go to its own prefix).
+ */
+projectsRoutes.post("/:id/fork", async (c) => {
+  const caller = await platformCaller(c);
+  const { project, role } = await visibleProject(c.env, caller, c.req.param("id"));
+  if (role !== "owner" && caller.kind !== "admin") {
+    throw new HearthError("HEARTH_FORBIDDEN", "Only the project's owner can fork it.");
+  }
+  const body = (await readJsonBody(c.req.raw, 64 * 1024)) ?? {};
+  const parsed = CreateProjectSchema.partial().safeParse(body);
+  if (!parsed.success) {
+    throw new HearthError("HEARTH_BAD_REQUEST", `Invalid fork: ${parsed.error.issues[0]!.message}`);
+  }
+  const parent = c.env.PROJECT.get(c.env.PROJECT.idFromName(project.id));
+  // RPC types flatten the manifest's schema type to `never`; the value is the manifest.
+  const manifest = (await parent.snapshotForFork()) as unknown as Manifest;
+  const created = await createProject(c.env, {
+    name: parsed.data.name ?? `${project.name} (fork)`,
+    ownerAccountId: caller.kind === "account" ? caller.accountId : project.ownerAccountId,
+    personal: false,
+  });
+  const keys = await drizzle(c.env.CATALOG)
+    .select({ id: apiKeys.id, role: apiKeys.role })
+    .from(apiKeys)
+    .where(eq(apiKeys.projectId, created.id));
+  await c.env.PROJECT.get(c.env.PROJECT.idFromName(created.id)).adoptFork(created.id, keys, manifest);
+  return c.json(
+    {
+      ...created,
+      url: projectUrl(c.req.url, created.id),
+      forkedFrom: project.id,
+      manifestVersion: manifest.version,
+    },
+    201,
+  );
 });

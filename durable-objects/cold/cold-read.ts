@@ -1,0 +1,213 @@
+/**
+ * Reading and writing over hot ∪ cold: which segments a request needs (statistics pruning,
+ * bloom-filtered key lookups), which cold rows go into the SQL overlay (pre-filtered by the
+ * JS evaluator when that is exact), and promotion before writes.
+ */
+import { matches } from "../../shared/rest/evaluate.ts";
+import type { Condition, Filter } from "../../shared/rest/plan.ts";
+import { OWNER_COLUMN } from "../../shared/schema.ts";
+import { castValue, fromStorage } from "../../shared/values.ts";
+import type { Level } from "../read-plan.ts";
+import type { SchemaIndex, TableInfo } from "../schema-index.ts";
+import type { ColdStore, ColdView, LoadedSegment } from "./cold-store.ts";
+import type { Manifest, SegmentRef } from "./manifest.ts";
+import { overlaySql, type SqlExec } from "./overlay.ts";
+
+/** Every table a level tree reads, with how many times it appears. */
+export function tablesOf(level: Level, out = new Map<string, number>()): Map<string, number> {
+  out.set(level.table.name, (out.get(level.table.name) ?? 0) + 1);
+  for (const e of level.embeds) tablesOf(e.level, out);
+  return out;
+}
+
+/** Top-level conditions that only name the table's own columns (the evaluator handles them). */
+function ownConditions(table: TableInfo, where: Condition[]): Condition[] {
+  const own = (c: Condition): boolean =>
+    c.type === "filter" ? table.columns.has(c.field.column) : c.children.every(own);
+  return where.filter(own);
+}
+
+function referenced(conditions: Condition[], out = new Set<string>()): Set<string> {
+  for (const c of conditions) {
+    if (c.type === "filter") out.add(c.field.column);
+    else referenced(c.children, out);
+  }
+  return out;
+}
+
+const RANGE_OPS = new Set(["eq", "gt", "gte", "lt", "lte", "in"]);
+
+/** Whether a segment's min/max can hold a row passing `f` (true when unsure). */
+function mayMatch(table: TableInfo, ref: SegmentRef, f: Filter): boolean {
+  if (f.negate || f.field.path.length > 0 || f.quantifier) return true;
+  const stats = ref.stats[f.field.column];
+  if (!stats) return true;
+  if (f.op === "is") {
+    if (f.value === "null") return stats.nulls > 0;
+    if (f.value === "not_null") return stats.nulls < ref.rows;
+    return true;
+  }
+  if (!RANGE_OPS.has(f.op) || stats.min === null || stats.max === null) return true;
+  const col = table.columns.get(f.field.column);
+  if (!col || col.type === "json" || col.type === "bytes") return true;
+  const cast = (v: string): number | string | null => {
+    try {
+      const c = castValue(col.type, v, col.name);
+      return typeof c === "number" || typeof c === "string" ? c : null;
+    } catch {
+      return null;
+    }
+  };
+  const min = stats.min;
+  const max = stats.max;
+  const inRange = (v: number | string | null) => v === null || (v >= min && v <= max);
+  switch (f.op) {
+    case "eq":
+      return inRange(cast(f.value));
+    case "in":
+      return (f.values ?? []).some((v) => inRange(cast(v)));
+    case "gt": {
+      const v = cast(f.value);
+      return v === null || max > v;
+    }
+    case "gte": {
+      const v = cast(f.value);
+      return v === null || max >= v;
+    }
+    case "lt": {
+      const v = cast(f.value);
+      return v === null || min < v;
+    }
+    case "lte": {
+      const v = cast(f.value);
+      return v === null || min <= v;
+    }
+    default:
+      return true;
+  }
+}
+
+/** Primary keys a level's filters pin down exactly (`id=eq.1`, `id=in.(1,2)`), if any. */
+function pinnedKeys(table: TableInfo, where: Condition[]): unknown[][] | null {
+  if (table.primaryKey.length !== 1) return null;
+  const pk = table.columns.get(table.primaryKey[0]!)!;
+  for (const c of where) {
+    if (c.type !== "filter" || c.negate || c.quantifier || c.field.path.length > 0) continue;
+    if (c.field.column !== pk.name) continue;
+    try {
+      if (c.op === "eq") return [[castValue(pk.type, c.value, pk.name)]];
+      if (c.op === "in") return (c.values ?? []).map((v) => [castValue(pk.type, v, pk.name)]);
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+/** A predicate over cold rows equivalent to the level's own-column filters and policy. */
+function rowFilter(level: Level): ((view: ColdView, seg: LoadedSegment, i: number) => boolean) | undefined {
+  const table = level.table;
+  const conditions = ownConditions(table, level.mods.where);
+  const owner = level.access.kind === "own" ? level.access.ownerId : null;
+  if (conditions.length === 0 && owner === null) return undefined;
+  const cols = [...referenced(conditions)].map((name) => table.columns.get(name)!);
+  const lookup = (name: string) => table.columns.get(name);
+  return (_view, seg, i) => {
+    if (owner !== null && seg.data.column(OWNER_COLUMN)[i] !== owner) return false;
+    if (conditions.length === 0) return true;
+    const row: Record<string, unknown> = {};
+    const layout = seg.columnsFor(table);
+    const names = [...table.columns.keys()];
+    for (const c of cols) {
+      const at = names.indexOf(c.name);
+      const source = layout[at]!;
+      const v = Array.isArray(source) ? source[i] : source.value;
+      row[c.name] = fromStorage(c.type, v instanceof Uint8Array ? v.slice().buffer : v);
+    }
+    try {
+      return matches(conditions, row, lookup);
+    } catch {
+      return true; // an operator the evaluator lacks: keep the row, SQL decides
+    }
+  };
+}
+
+export interface ColdRead {
+  view: ColdView;
+  exec: SqlExec;
+}
+
+/**
+ * Loads the segments a read of `level` needs and returns an `exec` over hot ∪ cold
+ * (or over a snapshot when `snapshot` is given).
+ */
+export async function prepareRead(
+  store: ColdStore,
+  sql: SqlStorage,
+  schema: SchemaIndex,
+  level: Level,
+  snapshot?: Manifest,
+): Promise<ColdRead> {
+  const tables = tablesOf(level);
+  const root = level.table;
+  const rootOnce = tables.get(root.name) === 1;
+  const rootFilters = rootOnce ? ownConditions(root, level.mods.where) : [];
+  const keys = rootOnce ? pinnedKeys(root, level.mods.where) : null;
+  const view = await store.prepare(schema, {
+    tables: tables.keys(),
+    prune: (name, ref) =>
+      name !== root.name || rootFilters.every((c) => c.type !== "filter" || mayMatch(root, ref, c)),
+    ...(keys ? { keys: new Map([[root.name, keys]]) } : {}),
+    ...(snapshot ? { manifest: snapshot } : {}),
+  });
+  return { view, exec: levelExec(sql, view, level) };
+}
+
+/**
+ * An `exec` over hot ∪ cold for statements about `level`: the root table's cold rows are
+ * narrowed by its own filters when it appears once. Make a new one after promoting rows:
+ * the overlay computes its cold rows once, at first use.
+ */
+export function levelExec(sql: SqlStorage, view: ColdView, level: Level): SqlExec {
+  const root = level.table;
+  const filter = tablesOf(level).get(root.name) === 1 ? rowFilter(level) : undefined;
+  return overlaySql(sql, view, (table) =>
+    table.name === root.name && filter
+      ? view.rows(table, (seg, i) => filter(view, seg, i))
+      : view.rows(table),
+  );
+}
+
+/**
+ * Before a write to `table`: loads the segments of every table it is connected to by
+ * foreign keys (promotion follows parents; deletes follow children).
+ */
+export async function prepareWrite(
+  store: ColdStore,
+  schema: SchemaIndex,
+  table: TableInfo,
+): Promise<ColdView> {
+  const seen = new Set<string>([table.name]);
+  const queue = [table.name];
+  while (queue.length > 0) {
+    const name = queue.pop()!;
+    for (const rel of schema.relationshipsOf(name)) {
+      if (!seen.has(rel.foreignTable)) {
+        seen.add(rel.foreignTable);
+        queue.push(rel.foreignTable);
+      }
+    }
+  }
+  return store.prepare(schema, { tables: seen });
+}
+
+/** Whether an insert into `table` can collide with, or depend on, rows in the cold tier. */
+export function insertNeedsCold(table: TableInfo, schema: SchemaIndex, columns: string[]): boolean {
+  const given = new Set(columns);
+  if (table.primaryKey.some((c) => given.has(c))) return true;
+  for (const c of table.columns.values()) {
+    if (c.def.unique) return true;
+    if (c.def.primaryKey && c.def.default !== "increment") return true;
+  }
+  return schema.relationshipsOf(table.name).some((r) => r.kind === "many-to-one" && given.has(r.columns[0]!));
+}

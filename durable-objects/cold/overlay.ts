@@ -1,0 +1,88 @@
+/**
+ * Merge-on-read in SQL: a statement of the read path is run with a WITH clause that shadows
+ * each table it names by a CTE of the same name, holding the table's hot rows (from
+ * `main."t"`) UNION ALL its live cold rows (bound as JSON and read with json_each). Filters,
+ * embeds, ordering, counts and aggregates then run unchanged over hot ∪ cold, so the answer
+ * is the one the same rows would give if they were all hot.
+ *
+ * A statement can carry about 90 MiB of cold rows (bound values are cut at 1 MiB, a
+ * statement binds at most 100); callers narrow the rows first (statistics, key lookups,
+ * the JS filter evaluator), and the aggregate fast path never comes here.
+ */
+import { HearthError } from "../../shared/errors.ts";
+import { quoteIdent } from "../migrate.ts";
+import type { TableInfo } from "../schema-index.ts";
+import type { ColdView } from "./cold-store.ts";
+
+export type SqlExec = Pick<SqlStorage, "exec">;
+
+const CHUNK_BYTES = 1024 * 1024;
+const MAX_PARAMS = 100;
+
+function chunks(rows: unknown[][]): string[] {
+  const out: string[] = [];
+  let parts: string[] = [];
+  let size = 2;
+  for (const row of rows) {
+    const json = JSON.stringify(row);
+    if (parts.length > 0 && size + json.length + 1 > CHUNK_BYTES) {
+      out.push(`[${parts.join(",")}]`);
+      parts = [];
+      size = 2;
+    }
+    parts.push(json);
+    size += json.length + 1;
+  }
+  if (parts.length > 0) out.push(`[${parts.join(",")}]`);
+  return out;
+}
+
+export type ColdRowsFor = (table: TableInfo) => unknown[][];
+
+/** An `exec` that sees hot ∪ cold (or, for a snapshot view, only the snapshot's rows). */
+export function overlaySql(sql: SqlStorage, view: ColdView, rowsFor: ColdRowsFor): SqlExec {
+  const memo = new Map<string, string[]>();
+  const chunksOf = (table: TableInfo): string[] => {
+    let c = memo.get(table.name);
+    if (!c) {
+      c = chunks(rowsFor(table));
+      memo.set(table.name, c);
+    }
+    return c;
+  };
+  return {
+    exec(text: string, ...values: unknown[]) {
+      const params = [...values];
+      const ctes: string[] = [];
+      for (const table of view.schema.tables.values()) {
+        const name = quoteIdent(table.name);
+        if (!text.includes(name)) continue;
+        if (view.includeHot && !view.hasCold(table.name)) continue;
+        const parts = chunksOf(table);
+        if (view.includeHot && parts.length === 0) continue;
+        const columns = [...table.columns.values()];
+        const names = columns.map((c) => quoteIdent(c.name)).join(", ");
+        const exprs = columns
+          .map((c, j) => (c.type === "bytes" ? `unhex(value ->> ${j})` : `value ->> ${j}`))
+          .join(", ");
+        const branches = [`SELECT ${names} FROM main.${name}${view.includeHot ? "" : " WHERE 0"}`];
+        for (const part of parts) {
+          if (params.length >= MAX_PARAMS) {
+            throw new HearthError(
+              "HEARTH_COLD_SCAN_TOO_LARGE",
+              `This query would merge more flushed rows of '${table.name}' than one statement can carry`,
+              {
+                hint: "Add a filter on the table's own columns (or a limit with an order on them) so fewer flushed rows match.",
+              },
+            );
+          }
+          params.push(part);
+          branches.push(`SELECT ${exprs} FROM json_each(?${params.length})`);
+        }
+        ctes.push(`${name} AS (${branches.join(" UNION ALL ")})`);
+      }
+      if (ctes.length === 0) return sql.exec(text, ...values);
+      return sql.exec(`WITH ${ctes.join(", ")} ${text}`, ...params);
+    },
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * The cold tier under failure: a flush interrupted after each of its steps and the object
+ * restarted, R2 puts and gets that fail, eviction, the alarm, and forks.
+ */
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { FlushStep } from "../durable-objects/cold/flush.ts";
+import type { ProjectDO } from "../durable-objects/project-do.ts";
+import { ADMIN_KEY, BLOG_SCHEMA, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+
+const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO>; BUCKET: R2Bucket };
+
+function stubOf(p: TestProject) {
+  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
+}
+
+async function admin(p: TestProject, what: string, method = "POST"): Promise<Response> {
+  return call(`${p.url}/admin/v1/${what}`, { method, key: p.serviceKey });
+}
+
+async function stats(p: TestProject): Promise<Record<string, number>> {
+  const res = await admin(p, "stats", "GET");
+  expect(res.status).toBe(200);
+  return (await res.json()) as Record<string, number>;
+}
+
+async function ids(p: TestProject): Promise<number[]> {
+  const res = await rest(p, "/posts?select=id&order=id");
+  expect(res.status, await res.clone().text()).toBe(200);
+  return ((await res.json()) as { id: number }[]).map((r) => r.id);
+}
+
+async function seeded(n = 30): Promise<TestProject> {
+  const p = await projectWithSchema(BLOG_SCHEMA);
+  const res = await rest(p, "/posts", {
+    method: "POST",
+    body: Array.from({ length: n }, (_, i) => ({ title: `t${i}`, score: i })),
+  });
+  expect(res.status).toBe(201);
+  return p;
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+describe("a flush interrupted after each step", () => {
+  const steps: FlushStep[] = ["segments", "manifest", "catalog", "drop"];
+  for (const step of steps) {
+    it(`loses and duplicates nothing when it stops after "${step}"`, async () => {
+      const p = await seeded();
+      await admin(p, "flush"); // some rows already cold
+      await rest(p, "/posts", { method: "POST", body: [{ title: "hot a" }, { title: "hot b" }] });
+      await rest(p, "/posts?id=eq.5", { method: "DELETE" });
+      const before = await ids(p);
+      await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+        instance.flushHooks = {
+          afterStep: (s) => {
+            if (s === step) throw new Error(`simulated crash after ${s}`);
+          },
+        };
+      });
+      const res = await admin(p, "flush");
+      expect(res.status).toBe(500);
+      await abortAllDurableObjects(); // the process dies; the next request restarts it
+      expect(await ids(p)).toEqual(before);
+      const s = await stats(p);
+      expect((s.hotRows ?? 0) + (s.coldRows ?? 0)).toBe(before.length);
+      // A committed manifest is finished on restart; an uncommitted one is forgotten.
+      expect(s.manifestVersion).toBe(step === "segments" ? 1 : 2);
+      const again = await admin(p, "flush");
+      expect(again.status).toBe(200);
+      expect(await ids(p)).toEqual(before);
+      expect((await stats(p)).hotRows).toBe(0);
+    });
+  }
+});
+
+function faultyBucket(real: R2Bucket, fail: { put?: boolean; get?: boolean }): R2Bucket {
+  return {
+    put: (...args: Parameters<R2Bucket["put"]>) =>
+      fail.put ? Promise.reject(new Error("injected put failure")) : real.put(...args),
+    get: (...args: Parameters<R2Bucket["get"]>) =>
+      fail.get ? Promise.reject(new Error("injected get failure")) : real.get(...args),
+    head: (key: string) => real.head(key),
+    list: (opts?: R2ListOptions) => real.list(opts),
+    delete: (keys: string | string[]) => real.delete(keys),
+  } as unknown as R2Bucket;
+}
+
+describe("R2 faults", () => {
+  it("a failing put leaves the flush undone and the data readable", async () => {
+    const p = await seeded();
+    const before = await ids(p);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.bucketOverride = faultyBucket(testEnv.BUCKET, { put: true });
+    });
+    const res = await admin(p, "flush");
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe("HEARTH_STORAGE_UNAVAILABLE");
+    expect(await ids(p)).toEqual(before);
+    expect(await stats(p)).toMatchObject({ hotRows: 30, manifestVersion: 0 });
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.bucketOverride = null;
+    });
+    expect((await admin(p, "flush")).status).toBe(200);
+    expect(await ids(p)).toEqual(before);
+  });
+
+  it("a failing get is a clear 503, and the next read works", async () => {
+    const p = await seeded();
+    const before = await ids(p);
+    expect((await admin(p, "flush")).status).toBe(200);
+    await abortAllDurableObjects(); // empty the segment cache
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.bucketOverride = faultyBucket(testEnv.BUCKET, { get: true });
+    });
+    const res = await rest(p, "/posts?select=id");
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe("HEARTH_STORAGE_UNAVAILABLE");
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.bucketOverride = null;
+    });
+    expect(await ids(p)).toEqual(before);
+  });
+});
+
+describe("eviction, alarm and freeze", () => {
+  it("answers the same after eviction, from R2", async () => {
+    const p = await seeded();
+    await admin(p, "flush");
+    await rest(p, "/posts?id=in.(2,3)", { method: "PATCH", body: { title: "x" } });
+    const before = await rest(p, "/posts?order=id").then((r) => r.json());
+    await abortAllDurableObjects();
+    expect(await rest(p, "/posts?order=id").then((r) => r.json())).toEqual(before);
+  });
+
+  it("the alarm flushes old changes and freezes an idle project", async () => {
+    const p = await seeded();
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.tuning.flushAgeMs = 0;
+    });
+    expect(await runDurableObjectAlarm(stubOf(p))).toBe(true);
+    expect(await stats(p)).toMatchObject({ hotRows: 0, coldRows: 30, manifestVersion: 1 });
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.tuning.freezeAfterMs = 1;
+      instance.lastActivity = Date.now() - 10;
+    });
+    await rest(p, "/posts", { method: "POST", body: { title: "one more" } });
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.lastActivity = Date.now() - 10;
+    });
+    await runDurableObjectAlarm(stubOf(p));
+    const size = await runInDurableObject(stubOf(p), (_i, state) => state.storage.sql.databaseSize);
+    expect(size).toBeLessThanOrEqual(8192);
+    expect(await ids(p)).toEqual(range(1, 31));
+    const woke = await stats(p);
+    expect(woke).toMatchObject({ hotRows: 0, coldRows: 31, manifestVersion: 2 });
+  });
+});
+
+describe("fork", () => {
+  it("shares the parent's segments and then diverges", async () => {
+    const p = await seeded();
+    await rest(p, "/posts?id=eq.1", { method: "DELETE" });
+    const res = await call(`/v1/projects/${p.id}/fork`, {
+      method: "POST",
+      key: ADMIN_KEY,
+      body: { name: "fork" },
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const fork = (await res.json()) as TestProject;
+    expect(fork.id).not.toBe(p.id);
+    expect(await ids(fork)).toEqual(range(2, 30));
+    // No segment was copied into the fork's prefix.
+    const own = await testEnv.BUCKET.list({ prefix: `projects/${fork.id}/tables/` });
+    expect(own.objects).toHaveLength(0);
+    // Writes on either side stay on that side.
+    await rest(fork, "/posts?id=eq.2", { method: "DELETE" });
+    await rest(p, "/posts?id=eq.3", { method: "DELETE" });
+    await admin(fork, "flush");
+    expect(await ids(fork)).toEqual([1, ...range(3, 30)].filter((i) => i !== 1));
+    expect(await ids(p)).toEqual([2, ...range(4, 30)]);
+    // The fork's keys are its own.
+    expect((await rest(p, "/posts", { key: fork.serviceKey })).status).toBe(401);
+  });
+});
