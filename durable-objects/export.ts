@@ -17,6 +17,7 @@ import { ParquetTableWriter } from "../shared/columnar/parquet.ts";
 import { type ColumnSpec, SEQUENCE_KEY } from "../shared/columnar/wire.ts";
 import { HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
 import type { Principal } from "../shared/principal.ts";
+import type { ColdStore } from "./cold/cold-store.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
 
@@ -35,6 +36,8 @@ function sizeOf(v: unknown): number {
 
 export interface ExportContext {
   sql: SqlStorage;
+  /** the cold tier: each table's live segment rows follow its hot rows */
+  cold: ColdStore;
   schema: SchemaIndex | null;
   projectId: string;
   requestId: string;
@@ -76,7 +79,10 @@ function sequenceOf(sql: SqlStorage, table: TableInfo): number | null {
 }
 
 /** Yields the zip's bytes as they are produced, one batch of rows per step. */
-function* zipChunks(ctx: ExportContext, format: ExportFormat): Generator<Uint8Array[]> {
+async function* zipChunks(ctx: ExportContext, format: ExportFormat): AsyncGenerator<Uint8Array[]> {
+  // The segments of this manifest are exported; a flush while the export streams would move
+  // hot rows not yet read into segments it does not list, so it stops the export instead.
+  const manifest = await ctx.cold.current();
   let out: Uint8Array[] = [];
   let failure: Error | null = null;
   const zip = new Zip((err, chunk) => {
@@ -99,6 +105,9 @@ function* zipChunks(ctx: ExportContext, format: ExportFormat): Generator<Uint8Ar
   yield drain();
 
   for (const table of ctx.schema?.tables.values() ?? []) {
+    if (ctx.cold.manifestVersion !== manifest.version) {
+      throw new Error("a flush committed while the export was streaming; export again");
+    }
     const columns = columnSpecs(table);
     const seq = sequenceOf(ctx.sql, table);
     const metadata: Record<string, string> = seq === null ? {} : { [SEQUENCE_KEY]: String(seq) };
@@ -137,6 +146,34 @@ function* zipChunks(ctx: ExportContext, format: ExportFormat): Generator<Uint8Ar
       yield drain();
       if (n < BATCH_ROWS && bytes <= BATCH_BYTES) break;
     }
+    // Then the table's live rows in segments, a segment at a time (the cache bound holds).
+    for (const ref of manifest.tables[table.name] ?? []) {
+      const seg = await ctx.cold.segment(ref, table);
+      const layout = seg.columnsFor(table);
+      let data: unknown[][] = columns.map(() => []);
+      let n = 0;
+      const flushBatch = () => {
+        if (n === 0) return;
+        if (writer instanceof ParquetTableWriter) writer.writeRowGroup(data);
+        else writer.writeBatch(data);
+        data = columns.map(() => []);
+        n = 0;
+      };
+      for (let i = 0; i < seg.data.rows; i++) {
+        if (!ctx.cold.isLive(table.name, seg, i)) continue;
+        for (let j = 0; j < columns.length; j++) {
+          const source = layout[j]!;
+          data[j]!.push(Array.isArray(source) ? source[i] : source.value);
+        }
+        n++;
+        if (n >= BATCH_ROWS) {
+          flushBatch();
+          yield drain();
+        }
+      }
+      flushBatch();
+      yield drain();
+    }
     writer.finish();
     entry.push(new Uint8Array(0), true);
     yield drain();
@@ -149,10 +186,10 @@ function* zipChunks(ctx: ExportContext, format: ExportFormat): Generator<Uint8Ar
 export function exportProject(ctx: ExportContext, format: ExportFormat): Response {
   const steps = zipChunks(ctx, format);
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       try {
         for (;;) {
-          const next = steps.next();
+          const next = await steps.next();
           if (next.done) {
             controller.close();
             return;
@@ -168,8 +205,8 @@ export function exportProject(ctx: ExportContext, format: ExportFormat): Respons
         controller.error(err);
       }
     },
-    cancel() {
-      steps.return(undefined);
+    async cancel() {
+      await steps.return(undefined);
     },
   });
   return new Response(body, {

@@ -509,6 +509,7 @@ export class ProjectDO extends DurableObject<Env> {
       const format = exportFormat(url);
       const ctx = {
         sql: this.ctx.storage.sql,
+        cold: this.cold,
         schema: this.state.schema,
         projectId: principal.projectId,
         requestId,
@@ -517,6 +518,15 @@ export class ProjectDO extends DurableObject<Env> {
     }
     if (path === "/import" && method === "POST") {
       requireService(principal);
+      if ((await this.cold.coldRowCount()) > 0) {
+        throw new HearthError(
+          "HEARTH_IMPORT_NOT_EMPTY",
+          "The project already holds rows (flushed to its segments)",
+          {
+            hint: "Import into a new, empty project.",
+          },
+        );
+      }
       const ctx = {
         sql: this.ctx.storage.sql,
         storage: this.ctx.storage,

@@ -4,7 +4,14 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BLOG_SCHEMA, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import {
+  BLOG_SCHEMA,
+  call,
+  createProject,
+  projectWithSchema,
+  rest,
+  type TestProject,
+} from "./helpers/api.ts";
 
 const testEnv = env as unknown as { BUCKET: R2Bucket };
 
@@ -206,4 +213,38 @@ describe("time travel", () => {
     expect(res.status).toBe(404);
     expect(((await res.json()) as { code: string }).code).toBe("HEARTH_SNAPSHOT_NOT_FOUND");
   });
+});
+
+describe("export and import", () => {
+  for (const format of ["parquet", "arrow"]) {
+    it(`exports hot and flushed rows alike (${format}) and imports them exactly`, async () => {
+      const p = await seeded();
+      await admin(p, "flush");
+      await rest(p, "/posts?id=in.(7,8)", { method: "DELETE" });
+      await rest(p, "/posts?id=eq.9", { method: "PATCH", body: { title: "nine" } });
+      await rest(p, "/posts", { method: "POST", body: { title: "hot one", author_id: B } });
+      const before = await answers(p);
+      const res = await call(`${p.url}/export?format=${format}`, { key: p.serviceKey });
+      expect(res.status).toBe(200);
+      const zip = new Uint8Array(await res.arrayBuffer());
+      const q = await createProject();
+      const imported = await call(`${q.url}/import`, {
+        method: "POST",
+        key: q.serviceKey,
+        body: zip,
+        headers: { "content-type": "application/zip" },
+      });
+      expect(imported.status, await imported.clone().text()).toBe(200);
+      expect(await answers(q)).toEqual(before);
+      // A project whose rows are all flushed is not empty.
+      await admin(q, "flush");
+      const again = await call(`${q.url}/import`, {
+        method: "POST",
+        key: q.serviceKey,
+        body: zip,
+        headers: { "content-type": "application/zip" },
+      });
+      expect(again.status).toBe(409);
+    });
+  }
 });

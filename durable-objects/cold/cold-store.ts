@@ -335,6 +335,26 @@ export class ColdStore {
     return seg;
   }
 
+  /** One segment of a table, through the cache (export reads a table a segment at a time). */
+  segment(ref: SegmentRef, table: TableInfo): Promise<LoadedSegment> {
+    return this.load(ref, table.primaryKey);
+  }
+
+  /** Whether row i of a segment is live in the current state (not tombstoned, not shadowed). */
+  isLive(table: string, seg: LoadedSegment, i: number): boolean {
+    const shadows = this.shadows.get(table);
+    if (seg.deleted.size === 0 && (shadows?.size ?? 0) === 0) return true;
+    const k = seg.keyAt(i);
+    return !seg.deleted.has(k) && !(shadows?.has(k) ?? false);
+  }
+
+  /** Live rows in the current manifest (shadowed keys are counted as gone). */
+  async coldRowCount(): Promise<number> {
+    const m = await this.current();
+    const refs = Object.values(m.tables).flat();
+    return refs.reduce((s, r) => s + r.rows - r.deleted.length, 0) - this.shadowCount;
+  }
+
   /** Loads what a request needs; the returned view is used synchronously afterwards. */
   async prepare(schema: SchemaIndex, opts: PrepareOptions): Promise<ColdView> {
     const snapshot = opts.manifest !== undefined;
