@@ -15,6 +15,7 @@ import type { TableDef } from "../shared/schema.ts";
 import type { Env } from "../workers/env.ts";
 import { prepareWrite } from "./cold/cold-read.ts";
 import { ColdStore } from "./cold/cold-store.ts";
+import { collectGarbage, compact } from "./cold/compact.ts";
 import {
   type FlushHooks,
   type FlushResult,
@@ -49,6 +50,8 @@ export interface Tuning {
   freezeAfterMs: number;
   segmentRows: number;
   segmentCacheBytes: number;
+  /** how long superseded manifest versions (time travel) and their segments are kept */
+  retentionMs: number;
 }
 
 /** Tunables (wrangler vars, docs/api.md "Storage"), with their defaults. */
@@ -60,6 +63,7 @@ function readTuning(env: Env): Tuning {
     freezeAfterMs: numberVar(env.HEARTH_FREEZE_AFTER_SECONDS, 900) * 1000,
     segmentRows: Math.max(1, numberVar(env.HEARTH_SEGMENT_ROWS, 262_144)),
     segmentCacheBytes: numberVar(env.HEARTH_SEGMENT_CACHE_BYTES, 256 * 1024 * 1024),
+    retentionMs: numberVar(env.HEARTH_RETENTION_SECONDS, 7 * 24 * 3600) * 1000,
   };
 }
 
@@ -129,6 +133,11 @@ export class ProjectDO extends DurableObject<Env> {
       await this.ctx.blockConcurrencyWhile(async () => {
         try {
           out = await flush(this.flushContext());
+          // Small and tombstone-heavy segments merge right away, while no shadow exists.
+          if (out.flushed) {
+            const c = await compact(this.flushContext());
+            if (c.compacted > 0) out = { ...out, version: c.version, compacted: c.compacted };
+          }
         } catch (err) {
           failure = err;
         }
@@ -136,6 +145,11 @@ export class ProjectDO extends DurableObject<Env> {
       if (failure !== undefined) throw failure;
       this.pendingChanges = 0;
       this.firstPendingAt = 0;
+      try {
+        await collectGarbage(this.flushContext(), this.cold.manifestVersion, this.tuning.retentionMs);
+      } catch (err) {
+        console.error("garbage collection failed (retried after the next flush)", err);
+      }
       return out!;
     };
     this.flushing = run().finally(() => {

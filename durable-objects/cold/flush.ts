@@ -51,9 +51,11 @@ export interface FlushResult {
   rows: number;
   bytes: number;
   lastLsn: number;
+  /** segments merged by the compaction that followed */
+  compacted?: number;
 }
 
-interface Marker {
+export interface Marker {
   flushId: string;
   version: number;
   lastLsn: number;
@@ -137,33 +139,47 @@ async function writeTable(
     }
     if (n === 0) break;
     const name = `${firstLsn}-${last}${part > 0 ? `-${part}` : ""}`;
-    const key = segmentKey(ctx.projectId, table.name, `${name}.arrow`);
-    const bloomKey = segmentKey(ctx.projectId, table.name, `${name}.bloom`);
-    const { bytes, info } = encodeSegment(columns, data, {
-      "hearth.table": table.name,
-      "hearth.first_lsn": String(firstLsn),
-      "hearth.last_lsn": String(last),
-    });
-    const bloom = buildBloom(keys);
-    await withRetry(`writing ${key}`, () => ctx.bucket.put(key, bytes));
-    await withRetry(`writing ${bloomKey}`, () => ctx.bucket.put(bloomKey, bloom));
-    refs.push({
-      key,
-      bloomKey,
-      rows: info.rows,
-      bytes: info.bytes,
-      firstLsn,
-      lastLsn: last,
-      stats: info.stats,
-      deleted: [],
-    });
+    refs.push(await putSegment(ctx, table, name, data, keys, firstLsn, last));
     if (n < ctx.segmentRows) break;
   }
   return refs;
 }
 
+/** Encodes one segment (+ its bloom filter) and writes both to R2. */
+export async function putSegment(
+  ctx: Pick<FlushContext, "bucket" | "projectId">,
+  table: TableInfo,
+  name: string,
+  data: unknown[][],
+  keys: string[],
+  firstLsn: number,
+  last: number,
+): Promise<SegmentRef> {
+  const columns = [...table.columns.values()].map((c) => ({ name: c.name, type: c.type }));
+  const key = segmentKey(ctx.projectId, table.name, `${name}.arrow`);
+  const bloomKey = segmentKey(ctx.projectId, table.name, `${name}.bloom`);
+  const { bytes, info } = encodeSegment(columns, data, {
+    "hearth.table": table.name,
+    "hearth.first_lsn": String(firstLsn),
+    "hearth.last_lsn": String(last),
+  });
+  const bloom = buildBloom(keys);
+  await withRetry(`writing ${key}`, () => ctx.bucket.put(key, bytes));
+  await withRetry(`writing ${bloomKey}`, () => ctx.bucket.put(bloomKey, bloom));
+  return {
+    key,
+    bloomKey,
+    rows: info.rows,
+    bytes: info.bytes,
+    firstLsn,
+    lastLsn: last,
+    stats: info.stats,
+    deleted: [],
+  };
+}
+
 /** Step 4: the catalog rows of a committed manifest (idempotent). */
-async function commitCatalog(
+export async function commitCatalog(
   ctx: Pick<FlushContext, "catalog" | "projectId">,
   manifest: Manifest,
 ): Promise<void> {
