@@ -11,6 +11,7 @@ import { buildOpenApi } from "../shared/rest/openapi.ts";
 import { type AcceptMedia, parseAcceptMedia, parsePrefer, parseRange } from "../shared/rest/parse-headers.ts";
 import { parseQuery } from "../shared/rest/parse-query.ts";
 import type { Prefer, QueryPlan } from "../shared/rest/plan.ts";
+import { aggregateFastPath, aggregateRows } from "./cold/aggregate.ts";
 import { insertNeedsCold, levelExec, prepareRead, prepareWrite } from "./cold/cold-read.ts";
 import type { ColdStore, ColdView } from "./cold/cold-store.ts";
 import type { Manifest } from "./cold/manifest.ts";
@@ -197,15 +198,22 @@ async function read(
   const level = buildLevel(ctx.schema, ctx.principal, table, plan.select, plan);
   const paging = pagingOf(plan, request);
   const wantCount = prefer.count !== undefined;
-  const exec = await readExec(ctx, level, snapshot);
-  const total = wantCount ? countLevel(exec, ctx.schema, level) : null;
+  let exec: SqlExec = ctx.sql;
+  let fast: { rows: Row[]; groups: number } | null = null;
+  if ((snapshot || !ctx.cold.isEmpty) && aggregateFastPath(level)) {
+    // Aggregates over flushed rows run on the column vectors, not through SQL.
+    const { view } = await prepareRead(ctx.cold, ctx.sql, ctx.schema, level, snapshot);
+    fast = aggregateRows(ctx.sql, ctx.schema, view, level, paging);
+  } else exec = await readExec(ctx, level, snapshot);
+  const grouped = level.fields.some((f) => !f.aggregate);
+  const total = !wantCount ? null : fast ? (grouped ? fast.groups : 1) : countLevel(exec, ctx.schema, level);
   if (total !== null && paging.offset > total && total > 0) {
     throw new HearthError("PGRST103", "Requested range not satisfiable", {
       details: `An offset of ${paging.offset} was requested, but there are only ${total} rows.`,
       status: 416,
     });
   }
-  const rows = paging.limit === 0 ? [] : runLevel(exec, ctx.schema, level, paging);
+  const rows = paging.limit === 0 ? [] : fast ? fast.rows : runLevel(exec, ctx.schema, level, paging);
   const { body, type } = formatBody(
     rows,
     accept,

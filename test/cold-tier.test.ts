@@ -65,6 +65,11 @@ const QUERIES = [
   "/posts?id=eq.3",
   "/posts?id=in.(1,2,49)&order=id.desc",
   "/posts?title=like.*1*&order=id&offset=2&limit=3",
+  "/posts?select=published,score.avg(),score.min(),score.max(),created_at.max(),count()&order=published.desc",
+  "/posts?select=count(),score.sum()&score=gt.1000",
+  "/posts?select=author_id,id.count()&order=author_id.desc.nullslast&limit=1&offset=1",
+  "/posts?select=meta,count()&or=(score.lt.3,published.is.true)",
+  "/posts?select=title,score&or=(score.lt.3,and(published.is.true,score.gt.20))&order=score.desc",
 ];
 
 async function answers(p: TestProject): Promise<unknown[]> {

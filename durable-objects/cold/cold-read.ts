@@ -10,6 +10,7 @@ import { castValue, fromStorage } from "../../shared/values.ts";
 import type { Level } from "../read-plan.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import type { ColdStore, ColdView, LoadedSegment } from "./cold-store.ts";
+import { type Columns, compileConditions } from "./fast-filter.ts";
 import type { Manifest, SegmentRef } from "./manifest.ts";
 import { overlaySql, type SqlExec } from "./overlay.ts";
 
@@ -104,24 +105,58 @@ function pinnedKeys(table: TableInfo, where: Condition[]): unknown[][] | null {
   return null;
 }
 
-/** A predicate over cold rows equivalent to the level's own-column filters and policy. */
-function rowFilter(level: Level): ((view: ColdView, seg: LoadedSegment, i: number) => boolean) | undefined {
+/** A segment's columns by name in the table's layout (a column it lacks reads as its default). */
+export function segmentColumns(table: TableInfo, seg: LoadedSegment): Columns {
+  const layout = seg.columnsFor(table);
+  const names = [...table.columns.keys()];
+  const filled = new Map<string, unknown[]>();
+  return (name) => {
+    const source = layout[names.indexOf(name)]!;
+    if (Array.isArray(source)) return source;
+    let arr = filled.get(name);
+    if (!arr) {
+      arr = new Array(seg.data.rows).fill(source.value);
+      filled.set(name, arr);
+    }
+    return arr;
+  };
+}
+
+/**
+ * A predicate over cold rows equivalent to the level's own-column filters and policy:
+ * compiled comparisons on the vectors when possible, else the general evaluator.
+ */
+export function rowFilter(
+  level: Level,
+): ((view: ColdView, seg: LoadedSegment, i: number) => boolean) | undefined {
   const table = level.table;
   const conditions = ownConditions(table, level.mods.where);
   const owner = level.access.kind === "own" ? level.access.ownerId : null;
   if (conditions.length === 0 && owner === null) return undefined;
+  const fast = compileConditions(table, conditions);
+  if (fast) {
+    const bound = new WeakMap<LoadedSegment, (i: number) => boolean>();
+    return (_view, seg, i) => {
+      let test = bound.get(seg);
+      if (!test) {
+        const cols = segmentColumns(table, seg);
+        const pass = fast(cols);
+        const owners = owner !== null ? cols(OWNER_COLUMN) : null;
+        test = owners ? (j) => owners[j] === owner && pass(j) : pass;
+        bound.set(seg, test);
+      }
+      return test(i);
+    };
+  }
   const cols = [...referenced(conditions)].map((name) => table.columns.get(name)!);
   const lookup = (name: string) => table.columns.get(name);
   return (_view, seg, i) => {
     if (owner !== null && seg.data.column(OWNER_COLUMN)[i] !== owner) return false;
     if (conditions.length === 0) return true;
     const row: Record<string, unknown> = {};
-    const layout = seg.columnsFor(table);
-    const names = [...table.columns.keys()];
+    const get = segmentColumns(table, seg);
     for (const c of cols) {
-      const at = names.indexOf(c.name);
-      const source = layout[at]!;
-      const v = Array.isArray(source) ? source[i] : source.value;
+      const v = get(c.name)[i];
       row[c.name] = fromStorage(c.type, v instanceof Uint8Array ? v.slice().buffer : v);
     }
     try {

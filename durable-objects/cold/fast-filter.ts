@@ -1,0 +1,154 @@
+/**
+ * Filters compiled to direct comparisons on a segment's column vectors (storage values),
+ * for the plain cases: eq, neq, gt, gte, lt, lte, in and is on a column of a scalar type,
+ * combined with and/or/not. SQL's three-valued logic is kept: a comparison with NULL is
+ * unknown, `not` of unknown is unknown, and only true passes. Anything else returns null
+ * and the caller falls back to the general evaluator (shared/rest/evaluate.ts).
+ */
+import type { Condition, Filter } from "../../shared/rest/plan.ts";
+import { castValue } from "../../shared/values.ts";
+import type { TableInfo } from "../schema-index.ts";
+
+type Truth = boolean | null;
+/** column values by name, for one segment */
+export type Columns = (name: string) => ArrayLike<unknown>;
+type Test = (cols: Columns) => (i: number) => Truth;
+
+const SCALAR = new Set(["integer", "bigint", "float", "text", "uuid", "timestamp", "date", "boolean"]);
+
+function cmp(a: unknown, b: unknown): number {
+  // numbers before text, as SQLite orders storage classes
+  const ra = typeof a === "number" ? 0 : 1;
+  const rb = typeof b === "number" ? 0 : 1;
+  if (ra !== rb) return ra - rb;
+  return (a as number | string) < (b as number | string)
+    ? -1
+    : (a as number | string) > (b as number | string)
+      ? 1
+      : 0;
+}
+
+function compileFilter(table: TableInfo, f: Filter): Test | null {
+  if (f.field.path.length > 0 || f.quantifier) return null;
+  const col = table.columns.get(f.field.column);
+  if (!col || !SCALAR.has(col.type)) return null;
+  const name = col.name;
+  let test: Test;
+  try {
+    switch (f.op) {
+      case "eq":
+      case "neq":
+      case "gt":
+      case "gte":
+      case "lt":
+      case "lte": {
+        const v = castValue(col.type, f.value, name);
+        if (v === null || v instanceof ArrayBuffer) return null;
+        const ok: Record<string, (c: number) => boolean> = {
+          eq: (c) => c === 0,
+          neq: (c) => c !== 0,
+          gt: (c) => c > 0,
+          gte: (c) => c >= 0,
+          lt: (c) => c < 0,
+          lte: (c) => c <= 0,
+        };
+        const pass = ok[f.op]!;
+        test = (cols) => {
+          const xs = cols(name);
+          return (i) => {
+            const x = xs[i];
+            return x === null || x === undefined ? null : pass(cmp(x, v));
+          };
+        };
+        break;
+      }
+      case "in": {
+        const values = (f.values ?? []).map((s) => castValue(col.type, s, name));
+        const set = new Set(values.filter((v) => v !== null));
+        const hasNull = values.some((v) => v === null);
+        test = (cols) => {
+          const xs = cols(name);
+          return (i) => {
+            const x = xs[i];
+            if (x === null || x === undefined) return null;
+            return set.has(x as never) ? true : hasNull ? null : false;
+          };
+        };
+        break;
+      }
+      case "is": {
+        const want = f.value;
+        test = (cols) => {
+          const xs = cols(name);
+          return (i) => {
+            const x = xs[i];
+            const isNull = x === null || x === undefined;
+            if (want === "null") return isNull;
+            if (want === "not_null") return !isNull;
+            if (want === "true") return x === 1;
+            if (want === "false") return x === 0;
+            if (want === "unknown") return isNull;
+            return null;
+          };
+        };
+        if (!["null", "not_null", "true", "false", "unknown"].includes(want)) return null;
+        if ((want === "true" || want === "false") && col.type !== "boolean") return null;
+        break;
+      }
+      default:
+        return null;
+    }
+  } catch {
+    return null; // a value that does not cast: the general path reports it
+  }
+  if (!f.negate) return test;
+  return (cols) => {
+    const t = test(cols);
+    return (i) => {
+      const r = t(i);
+      return r === null ? null : !r;
+    };
+  };
+}
+
+function compile(table: TableInfo, c: Condition): Test | null {
+  if (c.type === "filter") return compileFilter(table, c);
+  const parts = c.children.map((child) => compile(table, child));
+  if (parts.length === 0 || parts.some((p) => p === null)) return null;
+  const tests = parts as Test[];
+  const and = c.type === "and";
+  return (cols) => {
+    const bound = tests.map((t) => t(cols));
+    return (i) => {
+      let acc: Truth = and;
+      for (const t of bound) {
+        const r = t(i);
+        if (and) {
+          if (r === false) return c.negate;
+          if (r === null) acc = null;
+        } else {
+          if (r === true) return !c.negate;
+          if (r === null) acc = null;
+        }
+      }
+      return acc === null ? null : c.negate ? !acc : acc;
+    };
+  };
+}
+
+/** A predicate for rows passing every condition (unknown does not pass), or null. */
+export function compileConditions(
+  table: TableInfo,
+  conditions: Condition[],
+): ((cols: Columns) => (i: number) => boolean) | null {
+  const tests = conditions.map((c) => compile(table, c));
+  if (tests.some((t) => t === null)) return null;
+  const all = tests as Test[];
+  return (cols) => {
+    const bound = all.map((t) => t(cols));
+    return (i) => {
+      for (const t of bound) if (t(i) !== true) return false;
+      return true;
+    };
+  };
+}
