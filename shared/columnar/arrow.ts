@@ -81,7 +81,7 @@ function instant(v: unknown, what: string): number {
 }
 
 /** One column's storage values → Arrow data of `type`. */
-function columnData(type: ColumnType, values: unknown[]): Data {
+export function columnData(type: ColumnType, values: unknown[]): Data {
   const n = values.length;
   const nullBitmap = new Uint8Array((n + 7) >> 3);
   let nullCount = 0;
