@@ -12,13 +12,20 @@ import { type AcceptMedia, parseAcceptMedia, parsePrefer, parseRange } from "../
 import { parseQuery } from "../shared/rest/parse-query.ts";
 import type { Prefer, QueryPlan } from "../shared/rest/plan.ts";
 import { aggregateFastPath, aggregateRows } from "./cold/aggregate.ts";
-import { insertNeedsCold, levelExec, prepareRead, prepareWrite } from "./cold/cold-read.ts";
+import {
+  coldCount,
+  insertNeedsCold,
+  levelExec,
+  prepareRead,
+  prepareWrite,
+  readLevelExec,
+} from "./cold/cold-read.ts";
 import type { ColdStore, ColdView } from "./cold/cold-store.ts";
 import type { Manifest } from "./cold/manifest.ts";
 import type { SqlExec } from "./cold/overlay.ts";
 import { promoteForInsert, promoteTargets } from "./cold/promote.ts";
 import { readAccess, writeAccess } from "./policy.ts";
-import { buildLevel, countLevel, type Level, type Row, runLevel } from "./read.ts";
+import { buildLevel, countLevel, type Level, MAX_ROWS, type Row, runLevel } from "./read.ts";
 import { contentRange, formatBody, respond, singular } from "./rest-response.ts";
 import { SchemaIndex, type TableInfo } from "./schema-index.ts";
 import { beginWalTx, walCountsOf } from "./wal.ts";
@@ -173,10 +180,30 @@ function pagingOf(plan: QueryPlan, request: Request): { offset: number; limit?: 
   return Number.isFinite(end) ? { offset, limit: Math.max(0, end - offset) } : { offset };
 }
 
-/** `exec` over hot ∪ cold for a read of `level` (plain SQLite while nothing was flushed). */
-async function readExec(ctx: RestContext, level: Level, snapshot?: Manifest): Promise<SqlExec> {
-  if (!snapshot && ctx.cold.isEmpty) return ctx.sql;
-  return (await prepareRead(ctx.cold, ctx.sql, ctx.schema, level, snapshot)).exec;
+/**
+ * `exec` over hot ∪ cold for a read of `level` (plain SQLite while nothing was flushed),
+ * and the count when it can be taken without merging: hot rows in SQL + cold rows in JS.
+ */
+async function readExec(
+  ctx: RestContext,
+  level: Level,
+  paging: { offset: number; limit?: number },
+  wantCount: boolean,
+  snapshot?: Manifest,
+): Promise<{ exec: SqlExec; count: number | null }> {
+  if (!snapshot && ctx.cold.isEmpty) {
+    return { exec: ctx.sql, count: wantCount ? countLevel(ctx.sql, ctx.schema, level) : null };
+  }
+  const { view } = await prepareRead(ctx.cold, ctx.sql, ctx.schema, level, snapshot);
+  const k = paging.offset + Math.min(paging.limit ?? MAX_ROWS, MAX_ROWS);
+  const exec = readLevelExec(ctx.sql, view, level, k);
+  let count: number | null = null;
+  if (wantCount) {
+    const cold = coldCount(view, level);
+    const hot = view.includeHot ? countLevel(ctx.sql, ctx.schema, level) : 0;
+    count = cold === null ? countLevel(levelExec(ctx.sql, view, level), ctx.schema, level) : hot + cold;
+  }
+  return { exec, count };
 }
 
 /** Loads the cold rows a write to `table` may touch; null while nothing was flushed. */
@@ -204,9 +231,11 @@ async function read(
     // Aggregates over flushed rows run on the column vectors, not through SQL.
     const { view } = await prepareRead(ctx.cold, ctx.sql, ctx.schema, level, snapshot);
     fast = aggregateRows(ctx.sql, ctx.schema, view, level, paging);
-  } else exec = await readExec(ctx, level, snapshot);
+  }
   const grouped = level.fields.some((f) => !f.aggregate);
-  const total = !wantCount ? null : fast ? (grouped ? fast.groups : 1) : countLevel(exec, ctx.schema, level);
+  let total: number | null = null;
+  if (fast) total = wantCount ? (grouped ? fast.groups : 1) : null;
+  else ({ exec, count: total } = await readExec(ctx, level, paging, wantCount, snapshot));
   if (total !== null && paging.offset > total && total > 0) {
     throw new HearthError("PGRST103", "Requested range not satisfiable", {
       details: `An offset of ${paging.offset} was requested, but there are only ${total} rows.`,

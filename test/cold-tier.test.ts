@@ -69,6 +69,9 @@ const QUERIES = [
   "/posts?select=count(),score.sum()&score=gt.1000",
   "/posts?select=author_id,id.count()&order=author_id.desc.nullslast&limit=1&offset=1",
   "/posts?select=meta,count()&or=(score.lt.3,published.is.true)",
+  "/posts?order=created_at.desc&limit=5&offset=3",
+  "/posts?published=is.false&score=not.gt.20&order=published,score.desc.nullsfirst&limit=4",
+  "/posts?order=meta->>n&limit=4",
   "/posts?select=title,score&or=(score.lt.3,and(published.is.true,score.gt.20))&order=score.desc",
 ];
 

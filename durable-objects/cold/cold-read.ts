@@ -9,7 +9,7 @@ import { OWNER_COLUMN } from "../../shared/schema.ts";
 import { castValue, fromStorage } from "../../shared/values.ts";
 import type { Level } from "../read-plan.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
-import type { ColdStore, ColdView, LoadedSegment } from "./cold-store.ts";
+import { type ColdStore, type ColdView, type LoadedSegment, sqlSafe } from "./cold-store.ts";
 import { type Columns, compileConditions } from "./fast-filter.ts";
 import type { Manifest, SegmentRef } from "./manifest.ts";
 import { overlaySql, type SqlExec } from "./overlay.ts";
@@ -211,6 +211,136 @@ export function levelExec(sql: SqlStorage, view: ColdView, level: Level): SqlExe
       ? view.rows(table, (seg, i) => filter(view, seg, i))
       : view.rows(table),
   );
+}
+
+/** Whether the level's rows are exactly those its own-column filters (compiled) let through. */
+function exactlyFiltered(level: Level): boolean {
+  if (level.embeds.some((e) => e.inner)) return false;
+  const own = ownConditions(level.table, level.mods.where);
+  if (own.length !== level.mods.where.length) return false;
+  return compileConditions(level.table, own) !== null;
+}
+
+type Cand = { seg: LoadedSegment; i: number };
+
+/** SQL's order of the level (its order terms, then the primary key) over cold rows, or null. */
+function coldOrder(level: Level): ((a: Cand, b: Cand) => number) | null {
+  const table = level.table;
+  if (
+    level.mods.order.some((o) => o.relation || o.field.path.length > 0 || !table.columns.has(o.field.column))
+  ) {
+    return null;
+  }
+  const terms = [
+    ...level.mods.order.map((o) => ({
+      column: o.field.column,
+      desc: o.direction === "desc",
+      nullsFirst: (o.nulls ?? (o.direction === "asc" ? "last" : "first")) === "first",
+    })),
+    ...table.primaryKey.map((c) => ({ column: c, desc: false, nullsFirst: true })),
+  ];
+  const cols = new WeakMap<LoadedSegment, Columns>();
+  const colsOf = (seg: LoadedSegment) => {
+    let c = cols.get(seg);
+    if (!c) {
+      c = segmentColumns(table, seg);
+      cols.set(seg, c);
+    }
+    return c;
+  };
+  return (a, b) => {
+    const ca = colsOf(a.seg);
+    const cb = colsOf(b.seg);
+    for (const t of terms) {
+      const x = ca(t.column)[a.i];
+      const y = cb(t.column)[b.i];
+      const xn = x === null || x === undefined;
+      const yn = y === null || y === undefined;
+      if (xn || yn) {
+        if (xn && yn) continue;
+        return xn === t.nullsFirst ? -1 : 1;
+      }
+      if (x === y) continue;
+      const rx = typeof x === "number" ? 0 : 1;
+      const ry = typeof y === "number" ? 0 : 1;
+      const c = rx !== ry ? rx - ry : (x as number | string) < (y as number | string) ? -1 : 1;
+      return t.desc ? -c : c;
+    }
+    return 0;
+  };
+}
+
+/** The first `k` candidates in `cmp` order (a bounded max-heap: O(n log k)). */
+function topK(cands: Iterable<Cand>, k: number, cmp: (a: Cand, b: Cand) => number): Cand[] {
+  const heap: Cand[] = [];
+  const up = (j: number) => {
+    while (j > 0) {
+      const p = (j - 1) >> 1;
+      if (cmp(heap[j]!, heap[p]!) <= 0) return;
+      [heap[j], heap[p]] = [heap[p]!, heap[j]!];
+      j = p;
+    }
+  };
+  const down = (j: number) => {
+    for (;;) {
+      const l = 2 * j + 1;
+      const r = l + 1;
+      let m = j;
+      if (l < heap.length && cmp(heap[l]!, heap[m]!) > 0) m = l;
+      if (r < heap.length && cmp(heap[r]!, heap[m]!) > 0) m = r;
+      if (m === j) return;
+      [heap[j], heap[m]] = [heap[m]!, heap[j]!];
+      j = m;
+    }
+  };
+  for (const c of cands) {
+    if (heap.length < k) {
+      heap.push(c);
+      up(heap.length - 1);
+    } else if (k > 0 && cmp(c, heap[0]!) < 0) {
+      heap[0] = c;
+      down(0);
+    }
+  }
+  return heap.sort(cmp);
+}
+
+function* candidates(view: ColdView, level: Level): Generator<Cand> {
+  const filter = rowFilter(level);
+  for (const seg of view.segments.get(level.table.name) ?? []) {
+    for (let i = 0; i < seg.data.rows; i++) {
+      if (!view.isLive(level.table.name, seg, i)) continue;
+      if (filter && !filter(view, seg, i)) continue;
+      yield { seg, i };
+    }
+  }
+}
+
+/**
+ * The read's `exec`: when the root's cold rows are exactly filtered in JS and ordered by
+ * plain columns, only the first `k` of them (offset + limit) can reach the answer, so only
+ * those go into the overlay; `GET /t?limit=10` over a million flushed rows binds ten.
+ */
+export function readLevelExec(sql: SqlStorage, view: ColdView, level: Level, k: number): SqlExec {
+  const root = level.table;
+  const cmp = coldOrder(level);
+  const aggregated = level.fields.some((f) => f.aggregate);
+  if (!cmp || aggregated || tablesOf(level).get(root.name) !== 1 || !exactlyFiltered(level)) {
+    return levelExec(sql, view, level);
+  }
+  return overlaySql(sql, view, (table) => {
+    if (table.name !== root.name) return view.rows(table);
+    return topK(candidates(view, level), k, cmp).map((c) => view.rowValues(table, c.seg, c.i).map(sqlSafe));
+  });
+}
+
+/** count=exact of the root's cold rows when JS filters them exactly, else null. */
+export function coldCount(view: ColdView, level: Level): number | null {
+  if (tablesOf(level).get(level.table.name) !== 1 || !exactlyFiltered(level)) return null;
+  if (level.fields.some((f) => f.aggregate)) return null;
+  let n = 0;
+  for (const _ of candidates(view, level)) n++;
+  return n;
 }
 
 /**

@@ -91,7 +91,7 @@ export class LoadedSegment {
 }
 
 /** Bytes of a json-safe storage value for SQL: bytes travel as hex and are unhex()-ed. */
-function sqlSafe(v: unknown): unknown {
+export function sqlSafe(v: unknown): unknown {
   if (v instanceof Uint8Array) {
     let s = "";
     for (const b of v) s += b.toString(16).padStart(2, "0");
