@@ -8,7 +8,12 @@ import type { ProjectSchema, TableDef } from "../shared/schema.ts";
 
 export type MergeResult =
   | { ok: true; applied: string[]; version: number }
-  | { ok: false; code: "HEARTH_APP_TABLE_CONFLICT"; message: string; details: string };
+  | {
+      ok: false;
+      code: "HEARTH_APP_TABLE_CONFLICT" | "HEARTH_PROJECT_NOT_FOUND";
+      message: string;
+      details: string;
+    };
 
 /** JSON with object keys sorted, so two equal definitions compare equal whatever their key order. */
 function canonical(value: unknown): string {

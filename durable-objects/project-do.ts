@@ -343,7 +343,17 @@ export class ProjectDO extends DurableObject<Env> {
    * are shared, a differing one is a conflict). Returns a result instead of throwing because
    * a HearthError does not survive RPC as its class.
    */
-  async mergeTables(tables: Record<string, TableDef>): Promise<MergeResult> {
+  async mergeTables(projectId: string, tables: Record<string, TableDef>): Promise<MergeResult> {
+    // A frozen project wakes first: its schema lives in its manifest until then.
+    if (this.state.projectId === null) await this.wake(projectId);
+    if (this.state.projectId !== projectId) {
+      return {
+        ok: false,
+        code: "HEARTH_PROJECT_NOT_FOUND",
+        message: `No project with id "${projectId}".`,
+        details: "",
+      };
+    }
     const { schema, conflicts } = mergeTables(this.state.schema?.schema ?? null, tables);
     if (conflicts.length > 0) {
       return {

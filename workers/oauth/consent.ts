@@ -29,7 +29,10 @@ export async function decide(
       req.state,
     );
   }
-  const merged = await env.PROJECT.get(env.PROJECT.idFromName(projectId)).mergeTables(req.app.schema.tables);
+  const merged = await env.PROJECT.get(env.PROJECT.idFromName(projectId)).mergeTables(
+    projectId,
+    req.app.schema.tables,
+  );
   if (!merged.ok) {
     throw new HearthError(merged.code, merged.message, {
       details: merged.details,
