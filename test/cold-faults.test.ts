@@ -226,3 +226,25 @@ describe("compaction and garbage collection", () => {
     expect(await ids(fork)).toEqual(range(1, 10));
   });
 });
+
+describe("segment pruning", () => {
+  it("a point read by primary key opens one segment; a range filter skips segments by their min/max", async () => {
+    const p = await seeded(50);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.tuning.segmentRows = 10;
+    });
+    await admin(p, "flush");
+    expect((await stats(p)).segments).toBe(5);
+    await abortAllDurableObjects(); // empty cache
+    const one = await rest(p, "/posts?id=eq.25&select=title");
+    expect(await one.json()).toEqual([{ title: "t24" }]);
+    const afterPoint = (await stats(p)).segmentCacheBytes ?? 0;
+    expect(afterPoint).toBeGreaterThan(0);
+    await abortAllDurableObjects();
+    expect(await (await rest(p, "/posts?id=gte.41&select=id")).json()).toHaveLength(10);
+    // one segment of five (all about the same size)
+    expect((await stats(p)).segmentCacheBytes).toBeLessThan(afterPoint * 1.5);
+    expect(await ids(p)).toEqual(range(1, 50));
+    expect((await stats(p)).segmentCacheBytes).toBeGreaterThan(afterPoint * 4);
+  });
+});
