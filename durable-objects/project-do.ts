@@ -71,6 +71,8 @@ export class ProjectDO extends DurableObject<Env> {
   private state!: ProjectState;
   private cold!: ColdStore;
   lastActivity = Date.now();
+  /** requests being served (a freeze waits until none is) */
+  private inflight = 0;
   /** changes since the last flush, counted by the write path (the row threshold) */
   private pendingChanges = 0;
   private firstPendingAt = 0;
@@ -162,13 +164,15 @@ export class ProjectDO extends DurableObject<Env> {
    * Freezes the project: flushes everything, then empties this object's storage (tables,
    * WAL, keys). The catalog and R2 hold all of it; the next request wakes the object.
    */
-  async freeze(): Promise<{ frozen: boolean; version: number }> {
+  async freeze(own = 0): Promise<{ frozen: boolean; version: number }> {
     if (this.state.projectId === null) return { frozen: false, version: 0 };
     const projectId = this.state.projectId;
     const result = await this.flush();
     let frozen = false;
     await this.ctx.blockConcurrencyWhile(async () => {
-      // A write that slipped in between the flush and now keeps the project awake.
+      // A write that slipped in between the flush and now keeps the project awake, and so
+      // does any other request still in flight (it holds this object's state).
+      if (this.inflight > own) return;
       if (needsFlush(this.flushContext(), await this.cold.current())) return;
       await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = ? WHERE id = ?")
         .bind(new Date().toISOString(), projectId)
@@ -212,7 +216,7 @@ export class ProjectDO extends DurableObject<Env> {
   private adopt(projectId: string, keys: KeyRecord[], manifest: Manifest | null): void {
     this.state.init(projectId, keys);
     if (!manifest) return;
-    if (manifest.schema) this.state.applySchema(manifest.schema);
+    if (manifest.schema) this.state.applySchema(manifest.schema, manifest.schemaVersion);
     const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
       const seqs: [string, number][] = [
@@ -274,7 +278,9 @@ export class ProjectDO extends DurableObject<Env> {
   }
 
   /** The parent side of a fork: everything flushed, and the manifest that holds it. */
-  async snapshotForFork(): Promise<Manifest> {
+  async snapshotForFork(projectId: string): Promise<Manifest> {
+    if (this.state.projectId === null) await this.wake(projectId);
+    if (this.state.projectId !== projectId) throw new Error(`no project ${projectId} in this object`);
     await this.flush();
     return this.cold.current();
   }
@@ -289,7 +295,8 @@ export class ProjectDO extends DurableObject<Env> {
       await this.freeze();
       return;
     }
-    const hot = hotRowCount(this.ctx.storage.sql, this.state.schema);
+    // Hot rows, and deletes or updates of flushed rows (shadows), both wait for a flush.
+    const hot = hotRowCount(this.ctx.storage.sql, this.state.schema) + this.cold.shadowCount;
     // After a restart the age of the oldest change is unknown: flush.
     const old = this.firstPendingAt === 0 || now - this.firstPendingAt >= t.flushAgeMs;
     if (hot > 0 && (hot >= t.flushRows || this.ctx.storage.sql.databaseSize >= t.flushBytes || old)) {
@@ -304,7 +311,7 @@ export class ProjectDO extends DurableObject<Env> {
 
   private nextCheckMs(): number {
     const t = this.tuning;
-    return t.freezeAfterMs > 0 ? Math.min(t.flushAgeMs, t.freezeAfterMs) : t.flushAgeMs;
+    return Math.max(1000, t.freezeAfterMs > 0 ? Math.min(t.flushAgeMs, t.freezeAfterMs) : t.flushAgeMs);
   }
 
   private async scheduleAlarm(inMs: number): Promise<void> {
@@ -382,18 +389,25 @@ export class ProjectDO extends DurableObject<Env> {
    * under wrangler dev (bench/results/core.md), and the principal travels as a value.
    */
   async handle(request: Request, principal: Principal, requestId: string): Promise<Response> {
+    this.inflight++;
     try {
       this.lastActivity = Date.now();
       if (this.state.projectId === null) await this.wake(principal.projectId);
       const response = await this.route(request, this.checkPrincipal(principal), requestId);
-      if (isDataWrite(request) && response.status < 300 && this.state.projectId !== null)
-        await this.afterWrite();
+      if (this.state.projectId !== null) {
+        if (isDataWrite(request) && response.status < 300) await this.afterWrite();
+        // A project woken by reads alone must still freeze again when idle.
+        else if (!this.alarmSet && this.tuning.freezeAfterMs > 0)
+          await this.scheduleAlarm(this.nextCheckMs());
+      }
       return response;
     } catch (err) {
       // Refused before the body was read: read it to the end (bounded) so the gateway's
       // stream into this request completes before the response is sent.
       if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
       return errorResponse(err, requestId);
+    } finally {
+      this.inflight--;
     }
   }
 
@@ -584,7 +598,7 @@ export class ProjectDO extends DurableObject<Env> {
           `${method} is not allowed on /admin/v1/freeze; use POST.`,
         );
       }
-      return json(await this.freeze(), 200, requestId);
+      return json(await this.freeze(1), 200, requestId);
     }
     if (path === "/admin/v1/stats") {
       requireService(principal);

@@ -130,7 +130,10 @@ export class ProjectState {
   }
 
   /** Validates, plans and applies a schema in one transaction; returns what changed. */
-  applySchema(input: unknown): { schema: ProjectSchema; version: number; applied: string[] } {
+  applySchema(
+    input: unknown,
+    version?: number,
+  ): { schema: ProjectSchema; version: number; applied: string[] } {
     const next = parseProjectSchema(input);
     const current = this.schema?.schema ?? null;
     const plan = planMigration(current, next);
@@ -155,10 +158,11 @@ export class ProjectState {
         );
         this.sql.exec(
           "INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('schema_version', ?)",
-          String(this.schemaVersion + 1),
+          String(version ?? this.schemaVersion + 1),
         );
       });
-      this.schemaVersion += 1;
+      // A wake restores the frozen project's version instead of counting from 1.
+      this.schemaVersion = version ?? this.schemaVersion + 1;
       this.schema = index;
     }
     return { schema: stored, version: this.schemaVersion, applied: plan.summary };

@@ -145,7 +145,7 @@ describe("eviction, alarm and freeze", () => {
       instance.tuning.freezeAfterMs = 1;
       instance.lastActivity = Date.now() - 10;
     });
-    await rest(p, "/posts", { method: "POST", body: { title: "one more" } });
+    expect((await rest(p, "/posts", { method: "POST", body: { title: "one more" } })).status).toBe(201);
     await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
       instance.lastActivity = Date.now() - 10;
     });
@@ -246,5 +246,72 @@ describe("segment pruning", () => {
     expect((await stats(p)).segmentCacheBytes).toBeLessThan(afterPoint * 1.5);
     expect(await ids(p)).toEqual(range(1, 50));
     expect((await stats(p)).segmentCacheBytes).toBeGreaterThan(afterPoint * 4);
+  });
+});
+
+describe("edges found in review", () => {
+  it("merges more flushed rows than a few bound values hold (a filter JS cannot narrow)", async () => {
+    const p = await projectWithSchema({
+      tables: { docs: { columns: { id: { type: "integer", primaryKey: true }, body: { type: "text" } } } },
+    });
+    const big = "x".repeat(100_000);
+    for (let b = 0; b < 3; b++) {
+      const rows = Array.from({ length: 20 }, (_, i) => ({ id: b * 20 + i, body: `${big}${b * 20 + i}` }));
+      expect((await rest(p, "/docs", { method: "POST", body: rows })).status).toBe(201);
+    }
+    await admin(p, "flush");
+    // `like` is not compiled to a vector filter: all ~6 MB of rows go through SQL.
+    const res = await rest(p, "/docs?select=id&body=like.*9&order=id");
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toEqual([{ id: 9 }, { id: 19 }, { id: 29 }, { id: 39 }, { id: 49 }, { id: 59 }]);
+    const head = await rest(p, "/docs?body=like.*1", { method: "HEAD", headers: { prefer: "count=exact" } });
+    expect(head.headers.get("content-range")).toBe("0-5/6");
+  });
+
+  it("forks a frozen project, and wakes with its schema version", async () => {
+    const p = await seeded(5);
+    const version = ((await (
+      await call(`${p.url}/schema`, { key: p.serviceKey })
+    ).headers.get("x-hearth-schema-version")) ?? "") as string;
+    expect((await admin(p, "freeze")).status).toBe(200);
+    const res = await call(`/v1/projects/${p.id}/fork`, { method: "POST", key: ADMIN_KEY, body: {} });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const fork = (await res.json()) as TestProject;
+    expect(await ids(fork)).toEqual(range(1, 5));
+    const schema = await call(`${p.url}/schema`, { key: p.serviceKey });
+    expect(schema.headers.get("x-hearth-schema-version")).toBe(version);
+  });
+
+  it("reads a snapshot of a table dropped since", async () => {
+    const p = await seeded(5);
+    await admin(p, "flush");
+    const { secrets: _s, posts: _p, ...rest0 } = BLOG_SCHEMA.tables;
+    const res = await call(`${p.url}/schema`, {
+      method: "PUT",
+      key: p.serviceKey,
+      body: {
+        tables: rest0,
+        migrations: [
+          { op: "dropTable", table: "posts" },
+          { op: "dropTable", table: "secrets" },
+        ],
+      },
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await rest(p, "/posts")).status).toBe(404);
+    const old = await rest(p, "/posts?select=id&order=id&as_of=1");
+    expect(old.status, await old.clone().text()).toBe(200);
+    expect(await old.json()).toEqual(range(1, 5).map((id) => ({ id })));
+  });
+
+  it("the alarm flushes deletes of flushed rows", async () => {
+    const p = await seeded(5);
+    await admin(p, "flush");
+    await rest(p, "/posts?id=eq.2", { method: "DELETE" });
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.tuning.flushAgeMs = 0;
+    });
+    await runDurableObjectAlarm(stubOf(p));
+    expect(await stats(p)).toMatchObject({ hotRows: 0, coldRows: 4, manifestVersion: 2 });
   });
 });

@@ -14,6 +14,7 @@ import type { SchemaIndex } from "../schema-index.ts";
 import { SqlParams } from "../sql-where.ts";
 import { rowFilter, segmentColumns } from "./cold-read.ts";
 import type { ColdView } from "./cold-store.ts";
+import { compileConditions } from "./fast-filter.ts";
 
 interface Acc {
   /** Neumaier-compensated sum, as SQLite's sum() */
@@ -83,6 +84,8 @@ export function aggregateFastPath(level: Level): boolean {
   const own = (c: Level["mods"]["where"][number]): boolean =>
     c.type === "filter" ? level.table.columns.has(c.field.column) : c.children.every(own);
   if (!level.mods.where.every(own)) return false;
+  // No SQL runs after this path on cold rows: the filters must compile exactly.
+  if (compileConditions(level.table, level.mods.where) === null) return false;
   const groups = new Set(level.fields.filter((f) => !f.aggregate && f.field).map((f) => f.field!.column));
   return level.mods.order.every(
     (o: OrderTerm) => !o.relation && o.field.path.length === 0 && groups.has(o.field.column),

@@ -357,6 +357,15 @@ export class ColdStore {
 
   /** Loads what a request needs; the returned view is used synchronously afterwards. */
   async prepare(schema: SchemaIndex, opts: PrepareOptions): Promise<ColdView> {
+    // A flush (or compaction) may commit while segments load: then load again, so that the
+    // caller's synchronous part never mixes an old manifest with the new hot tier.
+    for (let attempt = 0; ; attempt++) {
+      const view = await this.prepareOnce(schema, opts);
+      if (opts.manifest !== undefined || view.manifest.version === this.version || attempt >= 5) return view;
+    }
+  }
+
+  private async prepareOnce(schema: SchemaIndex, opts: PrepareOptions): Promise<ColdView> {
     const snapshot = opts.manifest !== undefined;
     const manifest = opts.manifest ?? (await this.current());
     const segments = new Map<string, LoadedSegment[]>();

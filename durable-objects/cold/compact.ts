@@ -136,8 +136,10 @@ export async function collectGarbage(
   const db = ctx.catalog;
   const cutoff = new Date(Date.now() - retentionMs).toISOString();
   const old = await db
+    // A version is kept for the retention window after it was *replaced* (its successor's
+    // creation), so an as_of time within the window always finds the state of that time.
     .prepare(
-      "SELECT version FROM manifests WHERE project_id = ? AND version < ? AND created_at <= ? ORDER BY version LIMIT 200",
+      "SELECT m.version AS version FROM manifests m WHERE m.project_id = ?1 AND m.version < ?2 AND (SELECT n.created_at FROM manifests n WHERE n.project_id = ?1 AND n.version = m.version + 1) <= ?3 ORDER BY m.version LIMIT 200",
     )
     .bind(ctx.projectId, currentVersion, cutoff)
     .all<{ version: number }>();

@@ -23,6 +23,9 @@ import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import type { ColdStore } from "./cold-store.ts";
 import { keyText, type Manifest, manifestKey, type SegmentRef, segmentKey, withRetry } from "./manifest.ts";
 
+/** WAL entries kept after a flush, for clients catching up by LSN. */
+const WAL_KEEP = 10_000;
+
 export type FlushStep = "segments" | "manifest" | "catalog" | "drop";
 
 export interface FlushHooks {
@@ -247,6 +250,8 @@ function dropHot(ctx: FlushContext, manifest: Manifest): void {
     ctx.sql.exec("UPDATE _hearth_state SET muted = 0 WHERE id = 1");
     ctx.store.clearShadows();
     ctx.store.setVersion(manifest.version);
+    // The WAL keeps its newest entries past a flush (realtime and sync catch up from it).
+    ctx.sql.exec("DELETE FROM _hearth_wal WHERE lsn <= ?", manifest.lastLsn - WAL_KEEP);
     ctx.sql.exec("DELETE FROM _hearth_meta WHERE key = 'flush_inflight'");
   });
   ctx.store.install(manifest);
@@ -367,7 +372,7 @@ export async function flush(ctx: FlushContext): Promise<FlushResult> {
     }
   }
   await ctx.hooks?.afterStep?.("manifest");
-  await commitCatalog(ctx, manifest);
+  await commitOrForget(ctx, manifest);
   await ctx.hooks?.afterStep?.("catalog");
   dropHot(ctx, manifest);
   await ctx.hooks?.afterStep?.("drop");
@@ -396,6 +401,18 @@ export async function recoverFlush(ctx: FlushContext): Promise<void> {
     ctx.sql.exec("DELETE FROM _hearth_meta WHERE key = 'flush_inflight'");
     return;
   }
-  await commitCatalog(ctx, manifest);
+  await commitOrForget(ctx, manifest);
   dropHot(ctx, manifest);
+}
+
+/** Step 4; a conflict (another writer moved the catalog) abandons the flush for good. */
+async function commitOrForget(ctx: FlushContext, manifest: Manifest): Promise<void> {
+  try {
+    await commitCatalog(ctx, manifest);
+  } catch (err) {
+    if (err instanceof HearthError && err.code === "HEARTH_FLUSH_CONFLICT") {
+      ctx.sql.exec("DELETE FROM _hearth_meta WHERE key = 'flush_inflight'");
+    }
+    throw err;
+  }
 }

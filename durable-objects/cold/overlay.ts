@@ -6,7 +6,7 @@
  * is the one the same rows would give if they were all hot.
  *
  * A statement can carry about 90 MiB of cold rows (bound values are cut at 1 MiB, a
- * statement binds at most 100); callers narrow the rows first (statistics, key lookups,
+ * statement binds at most 100, the chunks are rows of one VALUES list); callers narrow the rows first (statistics, key lookups,
  * the JS filter evaluator), and the aggregate fast path never comes here.
  */
 import { HearthError } from "../../shared/errors.ts";
@@ -61,11 +61,11 @@ export function overlaySql(sql: SqlStorage, view: ColdView, rowsFor: ColdRowsFor
         const parts = chunksOf(table);
         if (view.includeHot && parts.length === 0) continue;
         const columns = [...table.columns.values()];
-        const names = columns.map((c) => quoteIdent(c.name)).join(", ");
-        const exprs = columns
-          .map((c, j) => (c.type === "bytes" ? `unhex(value ->> ${j})` : `value ->> ${j}`))
-          .join(", ");
-        const branches = [`SELECT ${names} FROM main.${name}${view.includeHot ? "" : " WHERE 0"}`];
+        const names = columns.map((c) => quoteIdent(c.name));
+        const exprs = columns.map(
+          (c, j) => `${c.type === "bytes" ? `unhex(j.value ->> ${j})` : `j.value ->> ${j}`} AS ${names[j]}`,
+        );
+        const marks: string[] = [];
         for (const part of parts) {
           if (params.length >= MAX_PARAMS) {
             throw new HearthError(
@@ -77,9 +77,20 @@ export function overlaySql(sql: SqlStorage, view: ColdView, rowsFor: ColdRowsFor
             );
           }
           params.push(part);
-          branches.push(`SELECT ${exprs} FROM json_each(?${params.length})`);
+          marks.push(`(?${params.length})`);
         }
-        ctes.push(`${name} AS (${branches.join(" UNION ALL ")})`);
+        // One compound term per source: a DO's SQLite allows 5 terms in a compound SELECT,
+        // so the chunks are rows of a VALUES list (exempt from that limit), each expanded
+        // by json_each.
+        const cold =
+          marks.length > 0
+            ? `SELECT ${exprs.join(", ")} FROM (VALUES ${marks.join(", ")}) AS ch, json_each(ch.column1) AS j`
+            : `SELECT ${names.map((n) => `NULL AS ${n}`).join(", ")} WHERE 0`;
+        // A snapshot never reads main."t": the table (or a column) may have been dropped since.
+        const body = view.includeHot
+          ? `SELECT ${names.join(", ")} FROM main.${name} UNION ALL ${cold}`
+          : cold;
+        ctes.push(`${name} AS (${body})`);
       }
       if (ctes.length === 0) return sql.exec(text, ...values);
       return sql.exec(`WITH ${ctes.join(", ")} ${text}`, ...params);

@@ -232,7 +232,7 @@ projectsRoutes.post("/:id/fork", async (c) => {
   }
   const parent = c.env.PROJECT.get(c.env.PROJECT.idFromName(project.id));
   // RPC types flatten the manifest's schema type to `never`; the value is the manifest.
-  const manifest = (await parent.snapshotForFork()) as unknown as Manifest;
+  const manifest = (await parent.snapshotForFork(project.id)) as unknown as Manifest;
   const created = await createProject(c.env, {
     name: parsed.data.name ?? `${project.name} (fork)`,
     ownerAccountId: caller.kind === "account" ? caller.accountId : project.ownerAccountId,
