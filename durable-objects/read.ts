@@ -79,6 +79,11 @@ export function levelWhere(schema: SchemaIndex, level: Level, alias: string, par
  * ORDER BY text (without the keywords); `then` are the tie-breakers for stable paging: the
  * primary key for plain reads, the grouping columns for aggregates. "" when there is none.
  */
+/** ORDER BY text of a level (its order terms, then the primary key), for a limited write. */
+export function levelOrderSql(schema: SchemaIndex, level: Level, alias: string, params: SqlParams): string {
+  return orderSql(schema, level, alias, params, level.mods.order);
+}
+
 function orderSql(
   schema: SchemaIndex,
   level: Level,
@@ -296,6 +301,10 @@ export function countLevel(sql: SqlExec, schema: SchemaIndex, level: Level): num
   const alias = firstAlias();
   const where = levelWhere(schema, level, alias, params);
   const from = `FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`;
+  if (!level.fields.some((f) => f.aggregate)) {
+    // The select list is not part of a plain count (its JSON paths would bind unused values).
+    return Number(sql.exec(`SELECT count(*) AS n ${from}`, ...params.values).one().n);
+  }
   const select = selectSql(schema, level, alias, params);
   // With aggregates the response has one row per group (one row when nothing is grouped).
   if (select.aggregated && select.groupBy.length === 0) return 1;

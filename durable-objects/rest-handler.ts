@@ -321,7 +321,7 @@ async function insert(
   const needsCold = view !== null && insertNeedsCold(table, ctx.schema, batch.columns);
   const result = ctx.cold.transaction(ctx.storage, () => {
     const tx = beginWalTx(ctx.sql);
-    if (view && needsCold) promoteForInsert(ctx.cold, view, table, batch);
+    if (view && needsCold) promoteForInsert(ctx.cold, ctx.sql, view, table, batch);
     const keys = insertBatch(ctx.sql, table, batch, {
       access,
       missingDefault: prefer.missing === "default",
@@ -448,5 +448,5 @@ async function remove(
 
 /** Cold rows an update's new values collide with (unique columns) or refer to (parents). */
 function promoteForUpdate(ctx: RestContext, view: ColdView, table: TableInfo, patch: RowBatch): void {
-  promoteForInsert(ctx.cold, view, table, { ...patch, rows: patch.rows.slice(0, 1) });
+  promoteForInsert(ctx.cold, ctx.sql, view, table, { ...patch, rows: patch.rows.slice(0, 1) });
 }

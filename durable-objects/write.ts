@@ -10,7 +10,7 @@ import { MISSING, type RowBatch } from "../shared/rest/bodies.ts";
 import { OWNER_COLUMN } from "../shared/schema.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { Access } from "./policy.ts";
-import { firstAlias, type Level, levelWhere, type PrimaryKey, pkFilter } from "./read.ts";
+import { firstAlias, type Level, levelOrderSql, levelWhere, type PrimaryKey, pkFilter } from "./read.ts";
 
 export type { PrimaryKey };
 
@@ -186,7 +186,9 @@ export function selectTargets(sql: SqlExec, schema: SchemaIndex, level: Level, l
   const where = levelWhere(schema, level, alias, params);
   const pk = level.table.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`).join(", ");
   let text = `SELECT ${pk} FROM ${quoteIdent(level.table.name)} AS ${alias} WHERE ${where}`;
-  if (limit !== undefined) text += ` LIMIT ${params.add(limit)}`;
+  // PostgREST: a limited PATCH/DELETE takes the first rows in the requested order.
+  if (limit !== undefined)
+    text += ` ORDER BY ${levelOrderSql(schema, level, alias, params)} LIMIT ${params.add(limit)}`;
   return Array.from(sql.exec(text, ...params.values).raw(), (r) => [...r]);
 }
 

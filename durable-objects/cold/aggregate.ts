@@ -6,6 +6,7 @@
  * filters on its own columns, order on grouping columns); anything else takes the general
  * overlay path, which gives the same answers more slowly.
  */
+import { compareValues } from "../../shared/collate.ts";
 import type { OrderTerm } from "../../shared/rest/plan.ts";
 import { fromStorage } from "../../shared/values.ts";
 import { quoteIdent } from "../migrate.ts";
@@ -36,14 +37,12 @@ function newAcc(): Acc {
   return { sum: 0, comp: 0, allInt: true, count: 0, min: null, max: null };
 }
 
+/** SQLite's order with NULLs first (its ASC default). */
 function order(a: unknown, b: unknown): number {
   if (a === b) return 0;
   if (a === null || a === undefined) return -1;
   if (b === null || b === undefined) return 1;
-  const ra = typeof a === "number" ? 0 : 1;
-  const rb = typeof b === "number" ? 0 : 1;
-  if (ra !== rb) return ra - rb;
-  return (a as number | string) < (b as number | string) ? -1 : 1;
+  return compareValues(a, b);
 }
 
 function add(acc: Acc, v: unknown): void {

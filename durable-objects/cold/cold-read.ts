@@ -3,6 +3,7 @@
  * bloom-filtered key lookups), which cold rows go into the SQL overlay (pre-filtered by the
  * JS evaluator when that is exact), and promotion before writes.
  */
+import { compareValues } from "../../shared/collate.ts";
 import { matches } from "../../shared/rest/evaluate.ts";
 import type { Condition, Filter } from "../../shared/rest/plan.ts";
 import { OWNER_COLUMN } from "../../shared/schema.ts";
@@ -21,11 +22,19 @@ export function tablesOf(level: Level, out = new Map<string, number>()): Map<str
   return out;
 }
 
-/** Top-level conditions that only name the table's own columns (the evaluator handles them). */
-function ownConditions(table: TableInfo, where: Condition[]): Condition[] {
+/**
+ * Top-level conditions that only name the level's own columns (the evaluator handles them).
+ * A filter named like an embed (`parent_id=is.null` with `select=parent_id(*)`) filters the
+ * embed in SQL, not the column, so it is not one of them.
+ */
+function ownConditions(level: Level): Condition[] {
+  const table = level.table;
+  const embeds = new Set(level.embeds.map((e) => e.key));
   const own = (c: Condition): boolean =>
-    c.type === "filter" ? table.columns.has(c.field.column) : c.children.every(own);
-  return where.filter(own);
+    c.type === "filter"
+      ? table.columns.has(c.field.column) && !(c.field.path.length === 0 && embeds.has(c.field.column))
+      : c.children.every(own);
+  return level.mods.where.filter(own);
 }
 
 function referenced(conditions: Condition[], out = new Set<string>()): Set<string> {
@@ -61,7 +70,8 @@ function mayMatch(table: TableInfo, ref: SegmentRef, f: Filter): boolean {
   };
   const min = stats.min;
   const max = stats.max;
-  const inRange = (v: number | string | null) => v === null || (v >= min && v <= max);
+  const inRange = (v: number | string | null) =>
+    v === null || (compareValues(v, min) >= 0 && compareValues(v, max) <= 0);
   switch (f.op) {
     case "eq":
       return inRange(cast(f.value));
@@ -69,19 +79,19 @@ function mayMatch(table: TableInfo, ref: SegmentRef, f: Filter): boolean {
       return (f.values ?? []).some((v) => inRange(cast(v)));
     case "gt": {
       const v = cast(f.value);
-      return v === null || max > v;
+      return v === null || compareValues(max, v) > 0;
     }
     case "gte": {
       const v = cast(f.value);
-      return v === null || max >= v;
+      return v === null || compareValues(max, v) >= 0;
     }
     case "lt": {
       const v = cast(f.value);
-      return v === null || min < v;
+      return v === null || compareValues(min, v) < 0;
     }
     case "lte": {
       const v = cast(f.value);
-      return v === null || min <= v;
+      return v === null || compareValues(min, v) <= 0;
     }
     default:
       return true;
@@ -130,7 +140,7 @@ export function rowFilter(
   level: Level,
 ): ((view: ColdView, seg: LoadedSegment, i: number) => boolean) | undefined {
   const table = level.table;
-  const conditions = ownConditions(table, level.mods.where);
+  const conditions = ownConditions(level);
   const owner = level.access.kind === "own" ? level.access.ownerId : null;
   if (conditions.length === 0 && owner === null) return undefined;
   const fast = compileConditions(table, conditions);
@@ -186,7 +196,7 @@ export async function prepareRead(
   const tables = tablesOf(level);
   const root = level.table;
   const rootOnce = tables.get(root.name) === 1;
-  const rootFilters = rootOnce ? ownConditions(root, level.mods.where) : [];
+  const rootFilters = rootOnce ? ownConditions(level) : [];
   const keys = rootOnce ? pinnedKeys(root, level.mods.where) : null;
   const view = await store.prepare(schema, {
     tables: tables.keys(),
@@ -216,7 +226,7 @@ export function levelExec(sql: SqlStorage, view: ColdView, level: Level): SqlExe
 /** Whether the level's rows are exactly those its own-column filters (compiled) let through. */
 function exactlyFiltered(level: Level): boolean {
   if (level.embeds.some((e) => e.inner)) return false;
-  const own = ownConditions(level.table, level.mods.where);
+  const own = ownConditions(level);
   if (own.length !== level.mods.where.length) return false;
   return compileConditions(level.table, own) !== null;
 }
@@ -261,9 +271,8 @@ function coldOrder(level: Level): ((a: Cand, b: Cand) => number) | null {
         return xn === t.nullsFirst ? -1 : 1;
       }
       if (x === y) continue;
-      const rx = typeof x === "number" ? 0 : 1;
-      const ry = typeof y === "number" ? 0 : 1;
-      const c = rx !== ry ? rx - ry : (x as number | string) < (y as number | string) ? -1 : 1;
+      const c = compareValues(x, y);
+      if (c === 0) continue;
       return t.desc ? -c : c;
     }
     return 0;

@@ -28,6 +28,7 @@ import {
   type SegmentRef,
   withRetry,
 } from "./manifest.ts";
+import { valueSql } from "./overlay.ts";
 
 export const COLD_DDL = [
   "CREATE TABLE IF NOT EXISTS _hearth_shadow (tbl TEXT NOT NULL, pk TEXT NOT NULL, seg TEXT NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID",
@@ -424,9 +425,7 @@ export class ColdStore {
       const values = new Set(rows.map((r) => r[at]).filter((v) => v !== null && v !== undefined));
       if (values.size > 0) this.promoteWhere(view, parent, rel.foreignColumns[0]!, values);
     }
-    const exprs = columns
-      .map((c, j) => (c.type === "bytes" ? `unhex(value ->> ${j})` : `value ->> ${j}`))
-      .join(", ");
+    const exprs = columns.map((c, j) => valueSql(c.type, `value ->> ${j}`)).join(", ");
     this.sql.exec("UPDATE _hearth_state SET muted = 1 WHERE id = 1");
     try {
       for (let i = 0; i < rows.length; i += 1000) {

@@ -5,6 +5,8 @@
  * unknown, `not` of unknown is unknown, and only true passes. Anything else returns null
  * and the caller falls back to the general evaluator (shared/rest/evaluate.ts).
  */
+
+import { compareValues } from "../../shared/collate.ts";
 import type { Condition, Filter } from "../../shared/rest/plan.ts";
 import { castValue } from "../../shared/values.ts";
 import type { TableInfo } from "../schema-index.ts";
@@ -16,17 +18,7 @@ type Test = (cols: Columns) => (i: number) => Truth;
 
 const SCALAR = new Set(["integer", "bigint", "float", "text", "uuid", "timestamp", "date", "boolean"]);
 
-function cmp(a: unknown, b: unknown): number {
-  // numbers before text, as SQLite orders storage classes
-  const ra = typeof a === "number" ? 0 : 1;
-  const rb = typeof b === "number" ? 0 : 1;
-  if (ra !== rb) return ra - rb;
-  return (a as number | string) < (b as number | string)
-    ? -1
-    : (a as number | string) > (b as number | string)
-      ? 1
-      : 0;
-}
+const cmp = compareValues;
 
 function compileFilter(table: TableInfo, f: Filter): Test | null {
   if (f.field.path.length > 0 || f.quantifier) return null;

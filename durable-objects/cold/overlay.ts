@@ -37,6 +37,16 @@ function chunks(rows: unknown[][]): string[] {
   return out;
 }
 
+/**
+ * A cold value as SQLite holds it in the table: JSON has no REAL/INTEGER distinction
+ * (`2.0` arrives as 2), so floats are cast back, and bytes travel as hex.
+ */
+export function valueSql(type: string, expr: string): string {
+  if (type === "bytes") return `unhex(${expr})`;
+  if (type === "float") return `CAST(${expr} AS REAL)`;
+  return expr;
+}
+
 export type ColdRowsFor = (table: TableInfo) => unknown[][];
 
 /** An `exec` that sees hot ∪ cold (or, for a snapshot view, only the snapshot's rows). */
@@ -62,9 +72,7 @@ export function overlaySql(sql: SqlStorage, view: ColdView, rowsFor: ColdRowsFor
         if (view.includeHot && parts.length === 0) continue;
         const columns = [...table.columns.values()];
         const names = columns.map((c) => quoteIdent(c.name));
-        const exprs = columns.map(
-          (c, j) => `${c.type === "bytes" ? `unhex(j.value ->> ${j})` : `j.value ->> ${j}`} AS ${names[j]}`,
-        );
+        const exprs = columns.map((c, j) => `${valueSql(c.type, `j.value ->> ${j}`)} AS ${names[j]}`);
         const marks: string[] = [];
         for (const part of parts) {
           if (params.length >= MAX_PARAMS) {

@@ -12,13 +12,9 @@ import { SqlParams } from "../sql-where.ts";
 import type { ColdStore, ColdView } from "./cold-store.ts";
 import { type KeyOf, keyOf } from "./manifest.ts";
 
+/** A key as the values of the primary-key columns (see `keyOf`). */
 function keyValues(table: TableInfo, k: KeyOf): unknown[] {
-  if (table.primaryKey.length === 1 && typeof k !== "string") return [k];
-  if (table.primaryKey.length === 1) {
-    // a one-column text key is itself; a composite key is JSON
-    return [k];
-  }
-  return JSON.parse(String(k)) as unknown[];
+  return table.primaryKey.length === 1 ? [k] : (JSON.parse(String(k)) as unknown[]);
 }
 
 /** Storage values of one column across a batch (values that do not cast are skipped). */
@@ -42,8 +38,15 @@ function batchValues(table: TableInfo, batch: RowBatch, column: string): Set<unk
 }
 
 /** Before an insert/upsert: cold rows it could conflict with, and cold parents it references. */
-export function promoteForInsert(store: ColdStore, view: ColdView, table: TableInfo, batch: RowBatch): void {
+export function promoteForInsert(
+  store: ColdStore,
+  sql: SqlStorage,
+  view: ColdView,
+  table: TableInfo,
+  batch: RowBatch,
+): void {
   if (view.hasCold(table.name)) {
+    const promoted: KeyOf[] = [];
     if (table.primaryKey.every((c) => batch.columns.includes(c))) {
       const cols = table.primaryKey.map((c) => batch.columns.indexOf(c));
       const keys: KeyOf[] = [];
@@ -61,13 +64,23 @@ export function promoteForInsert(store: ColdStore, view: ColdView, table: TableI
           // reported by the insert
         }
       }
-      store.promote(view, table, keys);
+      promoted.push(...store.promote(view, table, keys));
     }
     for (const c of table.columns.values()) {
       if (c.def.unique || (c.def.primaryKey && table.primaryKey.length === 1)) {
-        store.promoteWhere(view, table, c.name, batchValues(table, batch, c.name));
+        promoted.push(...store.promoteWhere(view, table, c.name, batchValues(table, batch, c.name)));
       }
     }
+    // An upsert may update a conflicting row, even its key: its cold children come along so
+    // SQLite's foreign-key checks see them.
+    promoteChildren(
+      store,
+      sql,
+      view,
+      table,
+      promoted.map((k) => keyValues(table, k)),
+      new Set(),
+    );
   }
   promoteParents(store, view, table, (column) => batchValues(table, batch, column));
 }
@@ -100,45 +113,49 @@ export function promoteTargets(
     table,
     targets.map((k) => keyOf(k)),
   );
-  promoteChildren(store, sql, view, table, targets, new Set([table.name]));
+  promoteChildren(store, sql, view, table, targets, new Set());
 }
 
-function promoteChildren(
+/**
+ * Brings into the hot tier every cold row that refers to `keys` of `table`, and so on down
+ * (a delete may cascade, an update may change a referenced key). Children that were hot
+ * already are followed too: their own children may be cold. `seen` stops cycles.
+ */
+export function promoteChildren(
   store: ColdStore,
   sql: SqlStorage,
   view: ColdView,
   table: TableInfo,
   keys: unknown[][],
-  path: Set<string>,
+  seen: Set<string>,
 ): void {
   if (keys.length === 0) return;
   for (const rel of view.schema.relationshipsOf(table.name)) {
     if (rel.kind !== "one-to-many") continue;
     const child = view.schema.tables.get(rel.foreignTable);
     if (!child) continue;
-    const params = new SqlParams();
-    const where = pkFilter(table, keys, quoteIdent(table.name), params);
     const values = new Set<unknown>();
-    for (const r of sql
-      .exec(
-        `SELECT ${quoteIdent(rel.columns[0]!)} AS v FROM ${quoteIdent(table.name)} WHERE ${where}`,
-        ...params.values,
-      )
-      .toArray()) {
-      if (r.v !== null) values.add(r.v);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const params = new SqlParams();
+      const where = pkFilter(table, keys.slice(i, i + 1000), quoteIdent(table.name), params);
+      for (const r of sql
+        .exec(
+          `SELECT ${quoteIdent(rel.columns[0]!)} AS v FROM ${quoteIdent(table.name)} WHERE ${where}`,
+          ...params.values,
+        )
+        .toArray()) {
+        if (r.v !== null) values.add(r.v);
+      }
     }
     if (values.size === 0) continue;
-    const promoted = view.hasCold(child.name)
-      ? store.promoteWhere(view, child, rel.foreignColumns[0]!, values)
-      : [];
-    // Cascades go further down; a self-reference stops once nothing new comes up.
-    if (promoted.length > 0 || !path.has(child.name)) {
-      const childKeys =
-        promoted.length > 0
-          ? promoted.map((k) => keyValues(child, k))
-          : hotKeysWhere(sql, child, rel.foreignColumns[0]!, values);
-      promoteChildren(store, sql, view, child, childKeys, new Set([...path, child.name]));
-    }
+    if (view.hasCold(child.name)) store.promoteWhere(view, child, rel.foreignColumns[0]!, values);
+    const next = hotKeysWhere(sql, child, rel.foreignColumns[0]!, values).filter((k) => {
+      const id = `${child.name}\u0000${JSON.stringify(k)}`;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+    promoteChildren(store, sql, view, child, next, seen);
   }
 }
 

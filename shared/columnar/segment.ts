@@ -28,6 +28,7 @@ import {
   Type,
 } from "apache-arrow";
 import { compressBlock, decompress } from "lz4js";
+import { compareValues } from "../collate.ts";
 import { COLUMN_TYPES, type ColumnType } from "../schema.ts";
 import { arrowSchema, columnData } from "./arrow.ts";
 
@@ -173,8 +174,9 @@ function columnStats(type: ColumnType, values: unknown[]): ColumnStats {
     if (v === null || v === undefined) nulls++;
     else if (ordered && !(typeof v === "number" && Number.isNaN(v))) {
       const x = v as number | string;
-      if (min === null || x < min) min = x;
-      if (max === null || x > max) max = x;
+      // SQLite's order (text by code point), so pruning agrees with SQL
+      if (min === null || compareValues(x, min) < 0) min = x;
+      if (max === null || compareValues(x, max) > 0) max = x;
     }
   }
   return { min, max, nulls };

@@ -6,6 +6,7 @@
  * Realtime filters and merge-on-read over columnar segments use it; a differential test
  * (test/evaluate.test.ts) holds it to the SQL path.
  */
+import { asciiLower, compareText } from "../collate.ts";
 import { HearthError } from "../errors.ts";
 import type { ColumnType } from "../schema.ts";
 import { bytesToHex, castValue, type ExprKind, type StorageValue, toStorage } from "../values.ts";
@@ -27,8 +28,11 @@ function compare(a: Comparable, b: Comparable): number {
   const ra = rank(a);
   const rb = rank(b);
   if (ra !== rb) return ra - rb;
-  if (a < b) return -1;
-  return a > b ? 1 : 0;
+  if (typeof a === "string") return Math.sign(compareText(a, b as string));
+  const x = a as number;
+  const y = b as number;
+  if (x < y) return -1;
+  return x > y ? 1 : 0;
 }
 
 function comparable(v: StorageValue): Comparable | null {
@@ -91,11 +95,20 @@ function likeRegex(pattern: string, caseInsensitive: boolean): RegExp {
     else if (ch === "_") source += "[\\s\\S]";
     else source += escapeRegex(ch);
   }
-  return new RegExp(`^${source}$`, caseInsensitive ? "i" : "");
+  // SQLite's LIKE folds case for ASCII letters only: the caller lower-cases both sides so.
+  return new RegExp(`^${source}$`, "");
 }
 
 function escapeRegex(ch: string): string {
   return /[\\^$.*+?()[\]{}|/-]/.test(ch) ? `\\${ch}` : ch;
+}
+
+/** SQLite's text of a REAL (`%!.15g`): whole numbers keep a ".0". */
+function realText(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return `${v}.0`;
+  const g = Number(v.toPrecision(15));
+  return Number.isInteger(g) && Math.abs(g) < 1e15 ? `${g}.0` : String(g);
 }
 
 function textOf(v: Comparable): string {
@@ -172,7 +185,11 @@ function evaluateFilter(f: Filter, row: WireRow, columns: ColumnLookup): Truth {
   const v = r.value;
   const one = (text: string): Truth => {
     if (f.op === "like" || f.op === "ilike") {
-      return v === null ? null : likeRegex(text, f.op === "ilike").test(textOf(v));
+      if (v === null) return null;
+      // LIKE sees SQLite's text of the value: a float column's 2 is the REAL 2.0, "2.0".
+      const subject = r.kind === "float" && typeof v === "number" ? realText(v) : textOf(v);
+      if (f.op === "like") return likeRegex(text, false).test(subject);
+      return likeRegex(asciiLower(text), true).test(asciiLower(subject));
     }
     const target = comparable(castValue(r.kind, text, f.field.column));
     if (v === null || target === null) return null;
