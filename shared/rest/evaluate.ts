@@ -86,7 +86,7 @@ function resolve(row: WireRow, field: FieldRef, columns: ColumnLookup): Resolved
   return { value: JSON.stringify(found), kind: "json-value", json: found };
 }
 
-function likeRegex(pattern: string, caseInsensitive: boolean): RegExp {
+function likeRegex(pattern: string): RegExp {
   let source = "";
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
@@ -188,8 +188,8 @@ function evaluateFilter(f: Filter, row: WireRow, columns: ColumnLookup): Truth {
       if (v === null) return null;
       // LIKE sees SQLite's text of the value: a float column's 2 is the REAL 2.0, "2.0".
       const subject = r.kind === "float" && typeof v === "number" ? realText(v) : textOf(v);
-      if (f.op === "like") return likeRegex(text, false).test(subject);
-      return likeRegex(asciiLower(text), true).test(asciiLower(subject));
+      if (f.op === "like") return likeRegex(text).test(subject);
+      return likeRegex(asciiLower(text)).test(asciiLower(subject));
     }
     const target = comparable(castValue(r.kind, text, f.field.column));
     if (v === null || target === null) return null;
