@@ -256,3 +256,20 @@ describe("export and import", () => {
     });
   }
 });
+
+describe("point reads over flushed rows", () => {
+  it("answers id=eq and id=in (duplicates, misses, deleted keys) from the key index", async () => {
+    const p = await seeded();
+    await admin(p, "flush");
+    await rest(p, "/posts?id=eq.4", { method: "DELETE" });
+    expect(await rows(p, "/posts?id=in.(3,3,4,99,5)&select=id&order=id")).toEqual([{ id: 3 }, { id: 5 }]);
+    // post 7 is published (every third post is)
+    expect(await rows(p, "/posts?id=eq.7&published=is.true&select=id")).toEqual([{ id: 7 }]);
+    expect(await rows(p, "/posts?id=eq.7&published=is.false&select=id")).toEqual([]);
+    const head = await rest(p, "/posts?id=in.(1,2,4)", {
+      method: "HEAD",
+      headers: { prefer: "count=exact" },
+    });
+    expect(head.headers.get("content-range")).toBe("0-1/2");
+  });
+});

@@ -12,7 +12,7 @@ import type { Level } from "../read-plan.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import { type ColdStore, type ColdView, type LoadedSegment, sqlSafe } from "./cold-store.ts";
 import { type Columns, compileConditions } from "./fast-filter.ts";
-import type { Manifest, SegmentRef } from "./manifest.ts";
+import { keyOf, type Manifest, type SegmentRef } from "./manifest.ts";
 import { overlaySql, type SqlExec } from "./overlay.ts";
 
 /** Every table a level tree reads, with how many times it appears. */
@@ -316,6 +316,19 @@ function topK(cands: Iterable<Cand>, k: number, cmp: (a: Cand, b: Cand) => numbe
 
 function* candidates(view: ColdView, level: Level): Generator<Cand> {
   const filter = rowFilter(level);
+  // id=eq.N / id=in.(…): look the keys up in each segment's key index instead of scanning.
+  const keys = pinnedKeys(level.table, ownConditions(level));
+  if (keys) {
+    for (const seg of view.segments.get(level.table.name) ?? []) {
+      for (const k of new Set(keys.map((key) => keyOf(key)))) {
+        const i = seg.find(k);
+        if (i < 0 || !view.isLive(level.table.name, seg, i)) continue;
+        if (filter && !filter(view, seg, i)) continue;
+        yield { seg, i };
+      }
+    }
+    return;
+  }
   for (const seg of view.segments.get(level.table.name) ?? []) {
     for (let i = 0; i < seg.data.rows; i++) {
       if (!view.isLive(level.table.name, seg, i)) continue;
