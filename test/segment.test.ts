@@ -10,22 +10,9 @@ import {
   bloomMayContain,
   buildBloom,
   encodeSegment,
-  type SegmentColumn,
   SegmentData,
 } from "../shared/columnar/segment.ts";
-
-const COLUMNS: SegmentColumn[] = [
-  { name: "id", type: "bigint" },
-  { name: "n", type: "integer" },
-  { name: "score", type: "float" },
-  { name: "ok", type: "boolean" },
-  { name: "name", type: "text" },
-  { name: "ref", type: "uuid" },
-  { name: "meta", type: "json" },
-  { name: "at", type: "timestamp" },
-  { name: "born", type: "date" },
-  { name: "raw", type: "bytes" },
-];
+import { COLUMNS } from "./fixtures/segment-columns.ts";
 
 // Column-major storage values: row 0 and 1 at the extremes, row 2 all null, row 3 ordinary.
 const DATA: unknown[][] = [

@@ -7,6 +7,7 @@
  */
 
 import { compareValues } from "../../shared/collate.ts";
+import { CMP } from "../../shared/rest/evaluate.ts";
 import type { Condition, Filter } from "../../shared/rest/plan.ts";
 import { castValue } from "../../shared/values.ts";
 import type { TableInfo } from "../schema-index.ts";
@@ -36,15 +37,7 @@ function compileFilter(table: TableInfo, f: Filter): Test | null {
       case "lte": {
         const v = castValue(col.type, f.value, name);
         if (v === null || v instanceof ArrayBuffer) return null;
-        const ok: Record<string, (c: number) => boolean> = {
-          eq: (c) => c === 0,
-          neq: (c) => c !== 0,
-          gt: (c) => c > 0,
-          gte: (c) => c >= 0,
-          lt: (c) => c < 0,
-          lte: (c) => c <= 0,
-        };
-        const pass = ok[f.op]!;
+        const pass = CMP[f.op]!;
         test = (cols) => {
           const xs = cols(name);
           return (i) => {

@@ -115,7 +115,8 @@ function textOf(v: Comparable): string {
   return typeof v === "string" ? v : String(v);
 }
 
-const CMP: Record<string, (c: number) => boolean> = {
+/** Whether a comparison result (-1/0/1) passes each comparison operator. */
+export const CMP: Record<string, (c: number) => boolean> = {
   eq: (c) => c === 0,
   neq: (c) => c !== 0,
   gt: (c) => c > 0,

@@ -10,22 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeSegment, type SegmentColumn } from "../../shared/columnar/segment.ts";
+import { encodeSegment, } from "../../shared/columnar/segment.ts";
+import { COLUMNS } from "../fixtures/segment-columns.ts";
 
 const ROWS = 70_000; // two record batches
-
-const COLUMNS: SegmentColumn[] = [
-  { name: "id", type: "bigint" },
-  { name: "n", type: "integer" },
-  { name: "score", type: "float" },
-  { name: "ok", type: "boolean" },
-  { name: "name", type: "text" },
-  { name: "ref", type: "uuid" },
-  { name: "meta", type: "json" },
-  { name: "at", type: "timestamp" },
-  { name: "born", type: "date" },
-  { name: "raw", type: "bytes" },
-];
 
 function value(column: string, i: number): unknown {
   const edge = <T>(first: T, second: T, other: T) => (i === 0 ? first : i === 1 ? second : other);
