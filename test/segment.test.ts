@@ -6,12 +6,7 @@
 import { CompressionType, compressionRegistry, RecordBatchReader } from "apache-arrow";
 import { compress } from "lz4js";
 import { describe, expect, it } from "vitest";
-import {
-  bloomMayContain,
-  buildBloom,
-  encodeSegment,
-  SegmentData,
-} from "../shared/columnar/segment.ts";
+import { bloomMayContain, buildBloom, encodeSegment, SegmentData } from "../shared/columnar/segment.ts";
 import { COLUMNS } from "./fixtures/segment-columns.ts";
 
 // Column-major storage values: row 0 and 1 at the extremes, row 2 all null, row 3 ordinary.

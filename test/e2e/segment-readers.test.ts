@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeSegment, } from "../../shared/columnar/segment.ts";
+import { encodeSegment } from "../../shared/columnar/segment.ts";
 import { COLUMNS } from "../fixtures/segment-columns.ts";
 
 const ROWS = 70_000; // two record batches
