@@ -17,6 +17,7 @@ import { prepareWrite } from "./cold/cold-read.ts";
 import { ColdStore } from "./cold/cold-store.ts";
 import { collectGarbage, compact } from "./cold/compact.ts";
 import {
+  commitCatalog,
   type FlushHooks,
   type FlushResult,
   flush,
@@ -25,7 +26,7 @@ import {
   needsFlush,
   recoverFlush,
 } from "./cold/flush.ts";
-import { type Manifest, readManifest } from "./cold/manifest.ts";
+import { type Manifest, manifestKey, readManifest } from "./cold/manifest.ts";
 import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
 import { importProject } from "./import.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
@@ -73,8 +74,6 @@ export class ProjectDO extends DurableObject<Env> {
   lastActivity = Date.now();
   /** requests being served (a freeze waits until none is) */
   private inflight = 0;
-  /** changes since the last flush, counted by the write path (the row threshold) */
-  private pendingChanges = 0;
   private firstPendingAt = 0;
   private alarmSet = false;
   private flushing: Promise<FlushResult> | null = null;
@@ -145,7 +144,6 @@ export class ProjectDO extends DurableObject<Env> {
         }
       });
       if (failure !== undefined) throw failure;
-      this.pendingChanges = 0;
       this.firstPendingAt = 0;
       try {
         await collectGarbage(this.flushContext(), this.cold.manifestVersion, this.tuning.retentionMs);
@@ -244,35 +242,12 @@ export class ProjectDO extends DurableObject<Env> {
       createdAt: new Date().toISOString(),
       flushId: crypto.randomUUID(),
     };
-    await this.bucket.put(`projects/${projectId}/manifests/1.json`, JSON.stringify(manifest), {
+    await this.bucket.put(manifestKey(projectId, 1), JSON.stringify(manifest), {
       onlyIf: { etagDoesNotMatch: "*" },
     });
     const db = this.env.CATALOG;
-    const refs = Object.entries(manifest.tables).flatMap(([t, list]) => list.map((r) => ({ t, r })));
-    await db.batch([
-      db
-        .prepare(
-          "INSERT OR IGNORE INTO manifests (project_id, version, r2_key, last_lsn, segments, rows, bytes, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(
-          projectId,
-          `projects/${projectId}/manifests/1.json`,
-          manifest.lastLsn,
-          refs.length,
-          refs.reduce((s, x) => s + x.r.rows - x.r.deleted.length, 0),
-          refs.reduce((s, x) => s + x.r.bytes, 0),
-          manifest.createdAt,
-        ),
-      ...refs.map(({ t, r }) =>
-        db
-          .prepare(
-            "INSERT OR IGNORE INTO segments (project_id, version, r2_key, table_name, rows, bytes, first_lsn, last_lsn, stats) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)",
-          )
-          .bind(projectId, r.key, t, r.rows, r.bytes, r.firstLsn, r.lastLsn, JSON.stringify(r.stats)),
-      ),
-      db
-        .prepare("UPDATE projects SET manifest_version = 1, forked_from = ? WHERE id = ?")
-        .bind(parent.projectId, projectId),
+    await commitCatalog({ catalog: db, projectId }, manifest, [
+      db.prepare("UPDATE projects SET forked_from = ? WHERE id = ?").bind(parent.projectId, projectId),
     ]);
     this.adopt(projectId, keys, manifest);
   }
@@ -324,8 +299,9 @@ export class ProjectDO extends DurableObject<Env> {
   /** After a write: count it toward the thresholds and make sure an alarm will come. */
   private async afterWrite(): Promise<void> {
     if (this.firstPendingAt === 0) this.firstPendingAt = Date.now();
-    this.pendingChanges = lastLsn(this.ctx.storage.sql) - this.cold.manifest.lastLsn;
-    if (this.pendingChanges >= this.tuning.flushRows) {
+    // Changes since the last flush: the LSNs past the manifest's.
+    const pending = lastLsn(this.ctx.storage.sql) - this.cold.manifest.lastLsn;
+    if (pending >= this.tuning.flushRows) {
       this.alarmSet = true;
       await this.ctx.storage.setAlarm(Date.now());
       return;
@@ -442,8 +418,7 @@ export class ProjectDO extends DurableObject<Env> {
       projectId: this.state.projectId,
       schemaVersion: this.state.schemaVersion,
       hotRows: hotRowCount(sql, this.state.schema),
-      // shadowed keys were superseded since the last flush (promoted into hotRows, or deleted)
-      coldRows: refs.reduce((s, r) => s + r.rows - r.deleted.length, 0) - this.cold.shadowCount,
+      coldRows: await this.cold.coldRowCount(),
       segments: refs.length,
       r2Bytes: refs.reduce((s, r) => s + r.bytes, 0),
       doStorageBytes: sql.databaseSize,

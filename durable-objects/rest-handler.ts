@@ -367,6 +367,28 @@ function checkMaxAffected(prefer: Prefer, n: number): void {
   }
 }
 
+/**
+ * The rows a PATCH or DELETE selects, over hot ∪ flushed rows, checked against
+ * max-affected and made hot (with the flushed rows that refer to them) so SQL can write them.
+ */
+function hotTargets(
+  ctx: RestContext,
+  view: ColdView | null,
+  level: Level,
+  plan: QueryPlan,
+  prefer: Prefer,
+): PrimaryKey[] {
+  const targets = selectTargets(
+    view ? levelExec(ctx.sql, view, level) : ctx.sql,
+    ctx.schema,
+    level,
+    plan.limit,
+  );
+  checkMaxAffected(prefer, targets.length);
+  if (view) promoteTargets(ctx.cold, ctx.sql, view, level.table, targets);
+  return targets;
+}
+
 async function update(
   ctx: RestContext,
   request: Request,
@@ -388,17 +410,8 @@ async function update(
   const view = await writeView(ctx, table);
   const result = ctx.cold.transaction(ctx.storage, () => {
     beginWalTx(ctx.sql);
-    const targets = selectTargets(
-      view ? levelExec(ctx.sql, view, level) : ctx.sql,
-      ctx.schema,
-      level,
-      plan.limit,
-    );
-    checkMaxAffected(prefer, targets.length);
-    if (view) {
-      promoteTargets(ctx.cold, ctx.sql, view, table, targets);
-      promoteForUpdate(ctx, view, table, patch);
-    }
+    const targets = hotTargets(ctx, view, level, plan, prefer);
+    if (view) promoteForUpdate(ctx, view, table, patch);
     const keys = updateRows(ctx.sql, table, targets, patch, access);
     const rows = wantRows ? representation(ctx, level, keys, view) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
@@ -426,14 +439,7 @@ async function remove(
   const view = await writeView(ctx, table);
   const result = ctx.cold.transaction(ctx.storage, () => {
     beginWalTx(ctx.sql);
-    const targets = selectTargets(
-      view ? levelExec(ctx.sql, view, level) : ctx.sql,
-      ctx.schema,
-      level,
-      plan.limit,
-    );
-    checkMaxAffected(prefer, targets.length);
-    if (view) promoteTargets(ctx.cold, ctx.sql, view, table, targets);
+    const targets = hotTargets(ctx, view, level, plan, prefer);
     const rows = wantRows ? representation(ctx, level, targets, view) : null;
     const n = deleteRows(ctx.sql, table, targets);
     if (accept.format === "object" && wantRows) singular(rows!);

@@ -122,7 +122,7 @@ export function aggregateRows(
     const ungrouped = gcols.length === 0 ? groupOf([]) : null;
     for (let i = 0; i < seg.data.rows; i++) {
       if (!view.isLive(table.name, seg, i)) continue;
-      if (filter && !filter(view, seg, i)) continue;
+      if (filter && !filter(seg, i)) continue;
       const g = ungrouped ?? groupOf(gcols.map((c) => c[i] ?? null));
       g.rows++;
       for (let a = 0; a < acols.length; a++) {

@@ -136,9 +136,7 @@ export function segmentColumns(table: TableInfo, seg: LoadedSegment): Columns {
  * A predicate over cold rows equivalent to the level's own-column filters and policy:
  * compiled comparisons on the vectors when possible, else the general evaluator.
  */
-export function rowFilter(
-  level: Level,
-): ((view: ColdView, seg: LoadedSegment, i: number) => boolean) | undefined {
+export function rowFilter(level: Level): ((seg: LoadedSegment, i: number) => boolean) | undefined {
   const table = level.table;
   const conditions = ownConditions(level);
   const owner = level.access.kind === "own" ? level.access.ownerId : null;
@@ -146,7 +144,7 @@ export function rowFilter(
   const fast = compileConditions(table, conditions);
   if (fast) {
     const bound = new WeakMap<LoadedSegment, (i: number) => boolean>();
-    return (_view, seg, i) => {
+    return (seg, i) => {
       let test = bound.get(seg);
       if (!test) {
         const cols = segmentColumns(table, seg);
@@ -160,7 +158,7 @@ export function rowFilter(
   }
   const cols = [...referenced(conditions)].map((name) => table.columns.get(name)!);
   const lookup = (name: string) => table.columns.get(name);
-  return (_view, seg, i) => {
+  return (seg, i) => {
     if (owner !== null && seg.data.column(OWNER_COLUMN)[i] !== owner) return false;
     if (conditions.length === 0) return true;
     const row: Record<string, unknown> = {};
@@ -216,11 +214,7 @@ export async function prepareRead(
 export function levelExec(sql: SqlStorage, view: ColdView, level: Level): SqlExec {
   const root = level.table;
   const filter = tablesOf(level).get(root.name) === 1 ? rowFilter(level) : undefined;
-  return overlaySql(sql, view, (table) =>
-    table.name === root.name && filter
-      ? view.rows(table, (seg, i) => filter(view, seg, i))
-      : view.rows(table),
-  );
+  return overlaySql(sql, view, (table) => view.rows(table, table.name === root.name ? filter : undefined));
 }
 
 /** Whether the level's rows are exactly those its own-column filters (compiled) let through. */
@@ -323,7 +317,7 @@ function* candidates(view: ColdView, level: Level): Generator<Cand> {
       for (const k of new Set(keys.map((key) => keyOf(key)))) {
         const i = seg.find(k);
         if (i < 0 || !view.isLive(level.table.name, seg, i)) continue;
-        if (filter && !filter(view, seg, i)) continue;
+        if (filter && !filter(seg, i)) continue;
         yield { seg, i };
       }
     }
@@ -332,7 +326,7 @@ function* candidates(view: ColdView, level: Level): Generator<Cand> {
   for (const seg of view.segments.get(level.table.name) ?? []) {
     for (let i = 0; i < seg.data.rows; i++) {
       if (!view.isLive(level.table.name, seg, i)) continue;
-      if (filter && !filter(view, seg, i)) continue;
+      if (filter && !filter(seg, i)) continue;
       yield { seg, i };
     }
   }

@@ -80,6 +80,13 @@ export class LoadedSegment {
     return keyOf(this.pk.map((c) => this.data.column(c)[i]));
   }
 
+  /** Whether row i is live: not tombstoned here, not shadowed (superseded since the last flush). */
+  isLive(i: number, shadows: Map<KeyOf, Shadow> | undefined): boolean {
+    if (this.deleted.size === 0 && (shadows?.size ?? 0) === 0) return true;
+    const k = this.keyAt(i);
+    return !this.deleted.has(k) && !(shadows?.has(k) ?? false);
+  }
+
   /** Row index of a key, or -1 (tombstoned rows are still found: callers check `deleted`). */
   find(key: KeyOf): number {
     if (!this.index) {
@@ -127,9 +134,7 @@ export class ColdView {
   }
 
   isLive(table: string, seg: LoadedSegment, i: number): boolean {
-    if (seg.deleted.size === 0 && (this.shadows.get(table)?.size ?? 0) === 0) return true;
-    const k = seg.keyAt(i);
-    return !seg.deleted.has(k) && !(this.shadows.get(table)?.has(k) ?? false);
+    return seg.isLive(i, this.shadows.get(table));
   }
 
   /** Storage values of row i of a segment, in the table's column order. */
@@ -343,10 +348,7 @@ export class ColdStore {
 
   /** Whether row i of a segment is live in the current state (not tombstoned, not shadowed). */
   isLive(table: string, seg: LoadedSegment, i: number): boolean {
-    const shadows = this.shadows.get(table);
-    if (seg.deleted.size === 0 && (shadows?.size ?? 0) === 0) return true;
-    const k = seg.keyAt(i);
-    return !seg.deleted.has(k) && !(shadows?.has(k) ?? false);
+    return seg.isLive(i, this.shadows.get(table));
   }
 
   /** Live rows in the current manifest (shadowed keys are counted as gone). */

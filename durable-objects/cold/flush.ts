@@ -185,6 +185,8 @@ export async function putSegment(
 export async function commitCatalog(
   ctx: Pick<FlushContext, "catalog" | "projectId">,
   manifest: Manifest,
+  /** more statements for the same batch (a fork records its parent) */
+  extra: D1PreparedStatement[] = [],
 ): Promise<void> {
   const refs = Object.entries(manifest.tables).flatMap(([t, list]) => list.map((r) => ({ t, r })));
   const rows = refs.reduce((s, x) => s + x.r.rows - x.r.deleted.length, 0);
@@ -225,6 +227,7 @@ export async function commitCatalog(
     db
       .prepare("UPDATE projects SET manifest_version = ?1 WHERE id = ?2 AND manifest_version IN (?1 - 1, ?1)")
       .bind(manifest.version, ctx.projectId),
+    ...extra,
   ];
   await withRetry(`committing manifest ${manifest.version} to the catalog`, () => db.batch(statements));
   const now = await db
