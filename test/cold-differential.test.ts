@@ -7,7 +7,7 @@
  * it replays. The last block pins the mismatches these runs found as small cases.
  */
 import { describe, expect, it } from "vitest";
-import { call, type Init, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { admin, type Init, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 
 const SEEDS = [101, 202, 303, 404, 505, 606, 808];
 const PHASES = 3;
@@ -703,15 +703,6 @@ interface Stats {
   coldRows: number;
 }
 
-async function admin(p: TestProject, what: "flush" | "stats"): Promise<Stats> {
-  const res = await call(`${p.url}/admin/v1/${what}`, {
-    method: what === "flush" ? "POST" : "GET",
-    key: p.serviceKey,
-  });
-  expect(res.status, await res.clone().text()).toBe(200);
-  return (await res.json()) as Stats;
-}
-
 function show(req: Call): string {
   const body = req.body !== undefined ? ` ${JSON.stringify(req.body)}` : "";
   const headers = Object.keys(req.headers).length > 0 ? ` ${JSON.stringify(req.headers)}` : "";
@@ -786,8 +777,8 @@ class Trio {
 
   /** Flushes one project and checks every row went cold. */
   async flush(p: TestProject, who: string): Promise<void> {
-    await admin(p, "flush");
-    const [stats, hot] = await Promise.all([admin(p, "stats"), admin(this.h, "stats")]);
+    await admin<Stats>(p, "flush");
+    const [stats, hot] = await Promise.all([admin<Stats>(p, "stats"), admin<Stats>(this.h, "stats")]);
     this.log.push(`flush ${who}`);
     expect(stats.hotRows, `seed ${this.seed}: ${who} kept hot rows after a flush`).toBe(0);
     expect(stats.coldRows, `seed ${this.seed}: ${who} has other rows than H after a flush`).toBe(hot.hotRows);
@@ -808,9 +799,9 @@ async function runSeed(seed: number): Promise<Trio> {
   const writer = new Writer(r, tables);
 
   const queries = async () => {
-    const mStats = await admin(m, "stats");
+    const mStats = await admin<Stats>(m, "stats");
     if (mStats.hotRows > 0 && mStats.coldRows > 0) trio.mixedReads++;
-    const fStats = await admin(f, "stats");
+    const fStats = await admin<Stats>(f, "stats");
     expect(fStats.coldRows, `seed ${seed}: F has no cold rows`).toBeGreaterThan(0);
     for (const t of tables) await trio.read({ method: "GET", path: `/${t.name}?order=id`, headers: {} });
     const state = await trio.state(tables);
@@ -876,8 +867,8 @@ async function hotVsFlushed(tables: Record<string, unknown>, steps: Step[]): Pro
   const [h, f] = await Promise.all([projectWithSchema(schema), projectWithSchema(schema)]);
   for (const step of steps) {
     if (step === "flush") {
-      await admin(f, "flush");
-      expect((await admin(f, "stats")).coldRows).toBeGreaterThan(0);
+      await admin<Stats>(f, "flush");
+      expect((await admin<Stats>(f, "stats")).coldRows).toBeGreaterThan(0);
       continue;
     }
     const [hot, flushed] = await Promise.all([answer(h, step), answer(f, step)]);

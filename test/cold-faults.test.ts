@@ -7,7 +7,16 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { FlushStep } from "../durable-objects/cold/flush.ts";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
-import { ADMIN_KEY, BLOG_SCHEMA, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import {
+  ADMIN_KEY,
+  admin,
+  adminCall,
+  BLOG_SCHEMA,
+  call,
+  projectWithSchema,
+  rest,
+  type TestProject,
+} from "./helpers/api.ts";
 
 const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO>; BUCKET: R2Bucket };
 
@@ -15,14 +24,8 @@ function stubOf(p: TestProject) {
   return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
 }
 
-async function admin(p: TestProject, what: string, method = "POST"): Promise<Response> {
-  return call(`${p.url}/admin/v1/${what}`, { method, key: p.serviceKey });
-}
-
-async function stats(p: TestProject): Promise<Record<string, number>> {
-  const res = await admin(p, "stats", "GET");
-  expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, number>;
+function stats(p: TestProject): Promise<Record<string, number>> {
+  return admin<Record<string, number>>(p, "stats");
 }
 
 async function ids(p: TestProject): Promise<number[]> {
@@ -48,7 +51,7 @@ describe("a flush interrupted after each step", () => {
   for (const step of steps) {
     it(`loses and duplicates nothing when it stops after "${step}"`, async () => {
       const p = await seeded();
-      await admin(p, "flush"); // some rows already cold
+      await adminCall(p, "flush"); // some rows already cold
       await rest(p, "/posts", { method: "POST", body: [{ title: "hot a" }, { title: "hot b" }] });
       await rest(p, "/posts?id=eq.5", { method: "DELETE" });
       const before = await ids(p);
@@ -59,7 +62,7 @@ describe("a flush interrupted after each step", () => {
           },
         };
       });
-      const res = await admin(p, "flush");
+      const res = await adminCall(p, "flush");
       expect(res.status).toBe(500);
       await abortAllDurableObjects(); // the process dies; the next request restarts it
       expect(await ids(p)).toEqual(before);
@@ -67,7 +70,7 @@ describe("a flush interrupted after each step", () => {
       expect((s.hotRows ?? 0) + (s.coldRows ?? 0)).toBe(before.length);
       // A committed manifest is finished on restart; an uncommitted one is forgotten.
       expect(s.manifestVersion).toBe(step === "segments" ? 1 : 2);
-      const again = await admin(p, "flush");
+      const again = await adminCall(p, "flush");
       expect(again.status).toBe(200);
       expect(await ids(p)).toEqual(before);
       expect((await stats(p)).hotRows).toBe(0);
@@ -94,7 +97,7 @@ describe("R2 faults", () => {
     await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
       instance.bucketOverride = faultyBucket(testEnv.BUCKET, { put: true });
     });
-    const res = await admin(p, "flush");
+    const res = await adminCall(p, "flush");
     expect(res.status).toBe(503);
     expect(((await res.json()) as { code: string }).code).toBe("HEARTH_STORAGE_UNAVAILABLE");
     expect(await ids(p)).toEqual(before);
@@ -102,14 +105,14 @@ describe("R2 faults", () => {
     await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
       instance.bucketOverride = null;
     });
-    expect((await admin(p, "flush")).status).toBe(200);
+    expect((await adminCall(p, "flush")).status).toBe(200);
     expect(await ids(p)).toEqual(before);
   });
 
   it("a failing get is a clear 503, and the next read works", async () => {
     const p = await seeded();
     const before = await ids(p);
-    expect((await admin(p, "flush")).status).toBe(200);
+    expect((await adminCall(p, "flush")).status).toBe(200);
     await abortAllDurableObjects(); // empty the segment cache
     await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
       instance.bucketOverride = faultyBucket(testEnv.BUCKET, { get: true });
@@ -127,7 +130,7 @@ describe("R2 faults", () => {
 describe("eviction, alarm and freeze", () => {
   it("answers the same after eviction, from R2", async () => {
     const p = await seeded();
-    await admin(p, "flush");
+    await adminCall(p, "flush");
     await rest(p, "/posts?id=in.(2,3)", { method: "PATCH", body: { title: "x" } });
     const before = await rest(p, "/posts?order=id").then((r) => r.json());
     await abortAllDurableObjects();
@@ -178,7 +181,7 @@ describe("fork", () => {
     // Writes on either side stay on that side.
     await rest(fork, "/posts?id=eq.2", { method: "DELETE" });
     await rest(p, "/posts?id=eq.3", { method: "DELETE" });
-    await admin(fork, "flush");
+    await adminCall(fork, "flush");
     expect(await ids(fork)).toEqual([1, ...range(3, 30)].filter((i) => i !== 1));
     expect(await ids(p)).toEqual([2, ...range(4, 30)]);
     // The fork's keys are its own.
@@ -195,7 +198,7 @@ describe("compaction and garbage collection", () => {
     for (let i = 0; i < 4; i++) {
       await rest(p, "/posts", { method: "POST", body: [{ title: `more ${i}` }] });
       await rest(p, `/posts?id=eq.${i + 1}`, { method: "DELETE" });
-      expect((await admin(p, "flush")).status).toBe(200);
+      expect((await adminCall(p, "flush")).status).toBe(200);
     }
     const s = await stats(p);
     expect(s).toMatchObject({ hotRows: 0, coldRows: 10, segments: 1 });
@@ -216,7 +219,7 @@ describe("compaction and garbage collection", () => {
     });
     // The parent rewrites everything (tombstone-heavy), so its old segment is garbage to it.
     await rest(p, "/posts?id=lte.5", { method: "DELETE" });
-    await admin(p, "flush");
+    await adminCall(p, "flush");
     expect(await ids(p)).toEqual(range(6, 10));
     await abortAllDurableObjects();
     expect(await ids(fork)).toEqual(range(1, 10));
@@ -233,7 +236,7 @@ describe("segment pruning", () => {
     await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
       instance.tuning.segmentRows = 10;
     });
-    await admin(p, "flush");
+    await adminCall(p, "flush");
     expect((await stats(p)).segments).toBe(5);
     await abortAllDurableObjects(); // empty cache
     const one = await rest(p, "/posts?id=eq.25&select=title");
@@ -259,7 +262,7 @@ describe("edges found in review", () => {
       const rows = Array.from({ length: 20 }, (_, i) => ({ id: b * 20 + i, body: `${big}${b * 20 + i}` }));
       expect((await rest(p, "/docs", { method: "POST", body: rows })).status).toBe(201);
     }
-    await admin(p, "flush");
+    await adminCall(p, "flush");
     // `like` is not compiled to a vector filter: all ~6 MB of rows go through SQL.
     const res = await rest(p, "/docs?select=id&body=like.*9&order=id");
     expect(res.status, await res.clone().text()).toBe(200);
@@ -273,7 +276,7 @@ describe("edges found in review", () => {
     const version = ((await (
       await call(`${p.url}/schema`, { key: p.serviceKey })
     ).headers.get("x-hearth-schema-version")) ?? "") as string;
-    expect((await admin(p, "freeze")).status).toBe(200);
+    expect((await adminCall(p, "freeze")).status).toBe(200);
     const res = await call(`/v1/projects/${p.id}/fork`, { method: "POST", key: ADMIN_KEY, body: {} });
     expect(res.status, await res.clone().text()).toBe(201);
     const fork = (await res.json()) as TestProject;
@@ -284,7 +287,7 @@ describe("edges found in review", () => {
 
   it("reads a snapshot of a table dropped since", async () => {
     const p = await seeded(5);
-    await admin(p, "flush");
+    await adminCall(p, "flush");
     const { secrets: _s, posts: _p, ...rest0 } = BLOG_SCHEMA.tables;
     const res = await call(`${p.url}/schema`, {
       method: "PUT",
@@ -306,7 +309,7 @@ describe("edges found in review", () => {
 
   it("the alarm flushes deletes of flushed rows", async () => {
     const p = await seeded(5);
-    await admin(p, "flush");
+    await adminCall(p, "flush");
     await rest(p, "/posts?id=eq.2", { method: "DELETE" });
     await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
       instance.tuning.flushAgeMs = 0;

@@ -5,6 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
+  admin,
   BLOG_SCHEMA,
   call,
   createProject,
@@ -14,15 +15,6 @@ import {
 } from "./helpers/api.ts";
 
 const testEnv = env as unknown as { BUCKET: R2Bucket };
-
-async function admin(p: TestProject, what: "flush" | "freeze" | "stats"): Promise<Record<string, unknown>> {
-  const res = await call(`${p.url}/admin/v1/${what}`, {
-    method: what === "stats" ? "GET" : "POST",
-    key: p.serviceKey,
-  });
-  expect(res.status, await res.clone().text()).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
-}
 
 async function rows(p: TestProject, path: string): Promise<unknown[]> {
   const res = await rest(p, path);

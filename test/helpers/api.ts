@@ -4,6 +4,7 @@
  * request in a file (~1 ms → ~8 ms after 150 calls), which direct calls do not.
  */
 import { env } from "cloudflare:workers";
+import { expect } from "vitest";
 import type { Env } from "../../workers/env.ts";
 import worker from "../../workers/index.ts";
 import { DESIGN_SCHEMA } from "../fixtures/design-schema.ts";
@@ -65,6 +66,19 @@ export async function projectWithSchema(schema: unknown): Promise<TestProject> {
 /** REST call on a project table path, e.g. rest(p, "/posts?id=eq.1"). */
 export function rest(project: TestProject, path: string, init: Init = {}): Promise<Response> {
   return call(`${project.url}/rest/v1${path}`, { key: project.serviceKey, ...init });
+}
+
+/** `{url}/admin/v1/<what>` with the service key: GET for stats and ping, POST otherwise. */
+export function adminCall(project: TestProject, what: string, method?: string): Promise<Response> {
+  const m = method ?? (what === "stats" || what === "ping" ? "GET" : "POST");
+  return call(`${project.url}/admin/v1/${what}`, { method: m, key: project.serviceKey });
+}
+
+/** `adminCall` that must answer 200; its JSON body. */
+export async function admin<T = Record<string, unknown>>(project: TestProject, what: string): Promise<T> {
+  const res = await adminCall(project, what);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as T;
 }
 
 /** DESIGN.md's schema with service-only writes (so tests write with the service key), plus a service-only table. */
