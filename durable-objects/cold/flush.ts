@@ -118,12 +118,12 @@ async function writeTable(
   const columns = [...table.columns.values()].map((c) => ({ name: c.name, type: c.type }));
   const select = columns.map((c) => quoteIdent(c.name)).join(", ");
   const refs: SegmentRef[] = [];
-  let after = -Infinity;
+  let after = -1e19; // below every rowid, as in export.ts
   for (let part = 0; ; part++) {
     const raw = ctx.sql
       .exec(
         `SELECT _rowid_ AS r, ${select} FROM ${quoteIdent(table.name)} WHERE _rowid_ > ? ORDER BY _rowid_ LIMIT ?`,
-        after === -Infinity ? Number.MIN_SAFE_INTEGER : after,
+        after,
         ctx.segmentRows,
       )
       .raw();
