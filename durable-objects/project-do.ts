@@ -9,7 +9,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
-import { PRINCIPAL_HEADER, type Principal } from "../shared/principal.ts";
+import { PRINCIPAL_HEADER, type Principal, TOKEN_HEADER } from "../shared/principal.ts";
 import { readJsonBody } from "../shared/rest/bodies.ts";
 import type { TableDef } from "../shared/schema.ts";
 import type { Env } from "../workers/env.ts";
@@ -31,8 +31,21 @@ import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
 import { importProject } from "./import.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
+import { Authenticator } from "./realtime/auth.ts";
+import { broadcastHttp } from "./realtime/broadcast-http.ts";
+import { ChangeFeed } from "./realtime/feed.ts";
+import { DEFAULT_REALTIME_LIMITS, RealtimeHub } from "./realtime/hub.ts";
+import type { SocketHub } from "./realtime/socket-hub.ts";
+import {
+  type Attachment,
+  attachmentOf,
+  closeSafe,
+  type SocketKind,
+  SocketStore,
+} from "./realtime/sockets.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
+import { SyncHub } from "./sync/hub.ts";
 import { walRange } from "./wal.ts";
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -53,6 +66,8 @@ export interface Tuning {
   segmentCacheBytes: number;
   /** how long superseded manifest versions (time travel) and their segments are kept */
   retentionMs: number;
+  /** WebSockets (realtime and sync) one project holds at most */
+  maxConnections: number;
 }
 
 /** Tunables (wrangler vars, docs/api.md "Storage"), with their defaults. */
@@ -65,12 +80,20 @@ function readTuning(env: Env): Tuning {
     segmentRows: Math.max(1, numberVar(env.HEARTH_SEGMENT_ROWS, 262_144)),
     segmentCacheBytes: numberVar(env.HEARTH_SEGMENT_CACHE_BYTES, 256 * 1024 * 1024),
     retentionMs: numberVar(env.HEARTH_RETENTION_SECONDS, 7 * 24 * 3600) * 1000,
+    maxConnections: numberVar(env.HEARTH_MAX_CONNECTIONS, 10_000),
   };
 }
 
 export class ProjectDO extends DurableObject<Env> {
   private state!: ProjectState;
   private cold!: ColdStore;
+  private sockets!: SocketStore;
+  private realtime!: RealtimeHub;
+  private sync!: SyncHub;
+  private feed!: ChangeFeed;
+  /** sockets kept through hibernation are re-attached to their hubs on first use */
+  private socketsRestored = false;
+  private lastSweep = 0;
   lastActivity = Date.now();
   /** requests being served (a freeze waits until none is) */
   private inflight = 0;
@@ -100,6 +123,58 @@ export class ProjectDO extends DurableObject<Env> {
       () => this.bucket,
       this.tuning.segmentCacheBytes,
     );
+    const sql = this.ctx.storage.sql;
+    this.sockets = new SocketStore(sql);
+    const auth = new Authenticator(
+      this.env,
+      () => this.state.projectId ?? "",
+      (id) => this.state.hasKey(id),
+    );
+    this.realtime = new RealtimeHub({
+      store: this.sockets,
+      auth,
+      schema: () => this.state.schema,
+      limits: DEFAULT_REALTIME_LIMITS,
+    });
+    this.sync = new SyncHub({
+      sql,
+      storage: this.ctx.storage,
+      store: this.sockets,
+      auth,
+      cold: this.cold,
+      schema: () => this.state.schema,
+      rest: (principal, request, inTransaction) =>
+        this.route(request, this.checkPrincipal(principal), crypto.randomUUID(), inTransaction),
+      afterWrite: () => this.afterWrite(),
+      limits: { frameBytes: DEFAULT_REALTIME_LIMITS.frameBytes },
+    });
+    this.feed = new ChangeFeed(sql, [this.realtime, this.sync], () => this.state.schema);
+    if (this.state.projectId !== null) this.feed.startAt(lastLsn(sql));
+    this.socketsRestored = false;
+  }
+
+  private hubOf(kind: SocketKind): SocketHub {
+    return kind === "sync" ? this.sync : this.realtime;
+  }
+
+  /** After hibernation the sockets are still there; their state comes back from storage. */
+  private restoreSockets(): void {
+    if (this.socketsRestored || this.state.projectId === null) return;
+    this.socketsRestored = true;
+    const live = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = attachmentOf(ws);
+      if (!a) continue;
+      live.add(a.id);
+      this.hubOf(a.kind).restore(ws, a.id);
+    }
+    this.sockets.prune(live);
+  }
+
+  /** Delivers committed changes to realtime and sync subscribers (never blocks the writer). */
+  private publish(): void {
+    this.restoreSockets();
+    this.feed.pump().catch((err) => console.error("change feed failed", err));
   }
 
   private get bucket(): R2Bucket {
@@ -171,6 +246,8 @@ export class ProjectDO extends DurableObject<Env> {
       // A write that slipped in between the flush and now keeps the project awake, and so
       // does any other request still in flight (it holds this object's state).
       if (this.inflight > own) return;
+      // Open sockets (realtime, sync) keep the project awake: their state lives here.
+      if (this.ctx.getWebSockets().length > 0) return;
       if (needsFlush(this.flushContext(), await this.cold.current())) return;
       await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = ? WHERE id = ?")
         .bind(new Date().toISOString(), projectId)
@@ -228,6 +305,7 @@ export class ProjectDO extends DurableObject<Env> {
       this.cold.setVersion(manifest.version);
     });
     this.cold.install(manifest);
+    this.feed.startAt(manifest.lastLsn);
   }
 
   /**
@@ -298,6 +376,7 @@ export class ProjectDO extends DurableObject<Env> {
 
   /** After a write: count it toward the thresholds and make sure an alarm will come. */
   private async afterWrite(): Promise<void> {
+    this.publish();
     if (this.firstPendingAt === 0) this.firstPendingAt = Date.now();
     // Changes since the last flush: the LSNs past the manifest's.
     const pending = lastLsn(this.ctx.storage.sql) - this.cold.manifest.lastLsn;
@@ -396,13 +475,91 @@ export class ProjectDO extends DurableObject<Env> {
       if (!raw) throw new HearthError("HEARTH_UNAUTHORIZED", "Missing credentials.");
       const principal = JSON.parse(raw) as Principal;
       if (this.state.projectId === null) await this.wake(principal.projectId);
-      return await this.route(request, this.checkPrincipal(principal), requestId);
+      const checked = this.checkPrincipal(principal);
+      if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+        return this.acceptSocket(request, checked, request.headers.get(TOKEN_HEADER) ?? "");
+      }
+      return await this.route(request, checked, requestId);
     } catch (err) {
       // Refused before the body was read: read it to the end (bounded) so the gateway's
       // stream into this request completes before the response is sent.
       if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
       return errorResponse(err, requestId);
     }
+  }
+
+  /** `{url}/realtime/v1/websocket` and `{url}/sync/v1`: accepted with the hibernation API. */
+  private async acceptSocket(request: Request, principal: Principal, token: string): Promise<Response> {
+    const url = new URL(request.url);
+    const path = url.pathname.slice(`/p/${principal.projectId}`.length);
+    const kind: SocketKind | null =
+      path === "/realtime/v1/websocket" ? "realtime" : path === "/sync/v1" ? "sync" : null;
+    if (!kind) throw new HearthError("HEARTH_NOT_FOUND", `No WebSocket endpoint at ${url.pathname}`);
+    if (this.ctx.getWebSockets().length >= this.tuning.maxConnections) {
+      throw new HearthError(
+        "HEARTH_REALTIME_LIMIT",
+        `The project already holds ${this.tuning.maxConnections} WebSocket connections`,
+        { hint: "Close unused connections, or raise HEARTH_MAX_CONNECTIONS." },
+      );
+    }
+    this.restoreSockets();
+    const now = Date.now();
+    const auth = {
+      token,
+      principal,
+      // The gateway checked the token just now; its expiry comes with the first recheck.
+      expiresAtMs: null,
+      checkedAt: principal.role === "anon" || principal.role === "service" ? now : 0,
+    };
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    const id = crypto.randomUUID();
+    this.ctx.acceptWebSocket(server, [kind]);
+    server.serializeAttachment({ id, kind } satisfies Attachment);
+    this.hubOf(kind).open(server, id, auth, url);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.restoreSockets();
+    const a = attachmentOf(ws);
+    if (!a) return;
+    const now = Date.now();
+    this.lastActivity = now;
+    // Heartbeats of the others are the clock that finds silent sockets.
+    if (now - this.lastSweep > 5_000) {
+      this.lastSweep = now;
+      this.realtime.sweep(now);
+      this.sync.sweep(now);
+    }
+    await this.hubOf(a.kind).message(ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.restoreSockets();
+    const a = attachmentOf(ws);
+    if (a) this.hubOf(a.kind).close(ws);
+    closeSafe(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.restoreSockets();
+    const a = attachmentOf(ws);
+    if (a) this.hubOf(a.kind).close(ws);
+    closeSafe(ws, 1011, "error");
+  }
+
+  /** The gateway revoked an app's grant: its realtime channels and sync sockets close now. */
+  async grantRevoked(grantId: string): Promise<number> {
+    this.restoreSockets();
+    return this.realtime.revokeGrant(grantId) + this.sync.revokeGrant(grantId);
+  }
+
+  /** Members or keys of the project changed: every socket's token is checked again. */
+  async accessChanged(): Promise<void> {
+    this.restoreSockets();
+    this.realtime.recheckAll();
+    this.sync.recheckAll();
   }
 
   private async snapshot(asOf: string): Promise<Manifest> {
@@ -470,7 +627,12 @@ export class ProjectDO extends DurableObject<Env> {
     return principal;
   }
 
-  private async route(request: Request, principal: Principal, requestId: string): Promise<Response> {
+  private async route(
+    request: Request,
+    principal: Principal,
+    requestId: string,
+    inTransaction?: () => void,
+  ): Promise<Response> {
     const url = new URL(request.url);
     const prefix = `/p/${principal.projectId}`;
     const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
@@ -487,6 +649,7 @@ export class ProjectDO extends DurableObject<Env> {
           baseUrl: `${url.origin}${prefix}/rest/v1`,
           cold: this.cold,
           snapshot: (asOf) => this.snapshot(asOf),
+          ...(inTransaction ? { inTransaction } : {}),
         },
         request,
         path.slice("/rest/v1".length),
@@ -550,6 +713,16 @@ export class ProjectDO extends DurableObject<Env> {
         maxBodyBytes: this.maxBodyBytes(),
       };
       return json(await importProject(ctx, request), 200, requestId);
+    }
+    if (path.startsWith("/realtime/v1/api/broadcast")) {
+      this.restoreSockets();
+      return broadcastHttp(
+        this.realtime,
+        principal,
+        request,
+        path.slice("/realtime/v1/api/broadcast".length),
+        requestId,
+      );
     }
     if (path === "/admin/v1/ping") {
       requireService(principal);

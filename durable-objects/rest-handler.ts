@@ -43,6 +43,11 @@ export interface RestContext {
   cold: ColdStore;
   /** resolves `as_of` (a manifest version or an ISO time) to a kept manifest */
   snapshot: (asOf: string) => Promise<Manifest>;
+  /**
+   * Runs at the end of a write's transaction, after its rows and WAL entries: what it writes
+   * commits with them or not at all (sync records its mutation ids this way).
+   */
+  inTransaction?: () => void;
 }
 
 function preferenceApplied(
@@ -331,6 +336,7 @@ async function insert(
     const counts = walCountsOf(ctx.sql, tx);
     const rows = wantRows ? representation(ctx, level, keys, view) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
+    ctx.inTransaction?.();
     return { keys, counts, rows, written: counts.INSERT + counts.UPDATE };
   });
   // PostgREST: 201 when anything was inserted, 200 when an upsert only updated (or did nothing).
@@ -415,6 +421,7 @@ async function update(
     const keys = updateRows(ctx.sql, table, targets, patch, access);
     const rows = wantRows ? representation(ctx, level, keys, view) : null;
     if (accept.format === "object" && wantRows) singular(rows!);
+    ctx.inTransaction?.();
     return { keys, rows };
   });
   const extra = preferenceApplied(prefer, {
@@ -443,6 +450,7 @@ async function remove(
     const rows = wantRows ? representation(ctx, level, targets, view) : null;
     const n = deleteRows(ctx.sql, table, targets);
     if (accept.format === "object" && wantRows) singular(rows!);
+    ctx.inTransaction?.();
     return { n, rows };
   });
   const extra = preferenceApplied(prefer, {

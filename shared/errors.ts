@@ -58,6 +58,9 @@ export const ERROR_STATUS = {
   HEARTH_SNAPSHOT_NOT_FOUND: 404, // as_of names a manifest version or time not kept (retention)
   HEARTH_FLUSH_CONFLICT: 409, // another flush committed the next manifest version first
   HEARTH_COLD_SCAN_TOO_LARGE: 413, // a query would merge more flushed rows than one statement can carry
+  HEARTH_BAD_FILTER: 400, // a realtime subscription's filter does not parse or names no such column
+  HEARTH_BAD_FRAME: 400, // a WebSocket frame that is not JSON or not of the protocol
+  HEARTH_REALTIME_LIMIT: 429, // connections per project, channels per socket, frame size
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
   HEARTH_NOT_FOUND: 404,

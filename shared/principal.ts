@@ -5,6 +5,8 @@
  */
 export const PRINCIPAL_HEADER = "x-hearth-principal";
 export const PROJECT_HEADER = "x-hearth-project";
+/** The token a WebSocket was opened with (the DO re-checks it while the socket lives). */
+export const TOKEN_HEADER = "x-hearth-token";
 
 export type MemberRole = "owner" | "admin" | "writer" | "reader";
 

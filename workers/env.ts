@@ -20,6 +20,8 @@ export interface Env {
   HEARTH_SEGMENT_CACHE_BYTES?: string;
   /** how long manifests (snapshots for as_of) and the segments they need are kept */
   HEARTH_RETENTION_SECONDS?: string;
+  /** WebSockets (realtime and sync) one project holds at most (default 10000) */
+  HEARTH_MAX_CONNECTIONS?: string;
   /** Deployed mail: each auth email is POSTed there as JSON (workers/auth/mailer.ts). */
   HEARTH_EMAIL_WEBHOOK_URL?: string;
   /** Sent as `Authorization: Bearer <secret>` with each webhook POST, when set. */

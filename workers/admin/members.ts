@@ -12,7 +12,7 @@ import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { platformCaller } from "../auth/admin.ts";
 import { accounts, projectMembers } from "../catalog/schema.ts";
-import type { AppEnv } from "../env.ts";
+import type { AppEnv, Env } from "../env.ts";
 import { visibleProject } from "./access.ts";
 
 const AddMemberSchema = z
@@ -45,6 +45,15 @@ membersRoutes.get("/", async (c) => {
     .orderBy(projectMembers.createdAt);
   return c.json(rows);
 });
+
+/** Open realtime and sync sockets re-check their tokens (a role may have changed) before the next event. */
+async function tellProject(env: Env, projectId: string): Promise<void> {
+  try {
+    await env.PROJECT.get(env.PROJECT.idFromName(projectId)).accessChanged();
+  } catch (err) {
+    console.error("could not tell the project about a membership change", err);
+  }
+}
 
 membersRoutes.post("/", async (c) => {
   const caller = await platformCaller(c);
@@ -88,6 +97,7 @@ membersRoutes.post("/", async (c) => {
       target: [projectMembers.projectId, projectMembers.accountId],
       set: { role: parsed.data.role },
     });
+  await tellProject(c.env, project.id);
   return c.json({ accountId: account.id, email: account.email, role: parsed.data.role }, 201);
 });
 
@@ -106,5 +116,6 @@ membersRoutes.delete("/:accountId", async (c) => {
     .returning({ accountId: projectMembers.accountId });
   if (removed.length === 0)
     throw new HearthError("HEARTH_NOT_FOUND", "That account is not a member of this project.");
+  await tellProject(c.env, project.id);
   return c.body(null, 204);
 });

@@ -172,6 +172,7 @@ export async function revokeRefreshTokens(
 export async function revokeGrant(env: Env, grantId: string): Promise<void> {
   const now = new Date().toISOString();
   const db = drizzle(env.CATALOG);
+  const [grant] = await db.select({ projectId: grants.projectId }).from(grants).where(eq(grants.id, grantId));
   await db.batch([
     db
       .update(grants)
@@ -184,4 +185,13 @@ export async function revokeGrant(env: Env, grantId: string): Promise<void> {
     db.delete(oauthCodes).where(eq(oauthCodes.grantId, grantId)),
   ]);
   forgetGrant(grantId);
+  // Open realtime channels and sync sockets of the grant close now, not at their next recheck.
+  // If that fails, the DO's own recheck (RECHECK_MS) still closes them.
+  if (grant) {
+    try {
+      await env.PROJECT.get(env.PROJECT.idFromName(grant.projectId)).grantRevoked(grantId);
+    } catch (err) {
+      console.error("could not tell the project about a revoked grant", err);
+    }
+  }
 }

@@ -4,66 +4,53 @@
  * established principal as a value. A client cannot forge it: it never travels in a
  * header the client could set (any such header is dropped).
  */
-import { and, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
-import { HearthError } from "../../shared/errors.ts";
-import { type MemberRole, PRINCIPAL_HEADER, type Principal } from "../../shared/principal.ts";
+import { HearthError, REQUEST_ID_HEADER } from "../../shared/errors.ts";
+import { PRINCIPAL_HEADER, type Principal, TOKEN_HEADER } from "../../shared/principal.ts";
 import { PROJECT_ID } from "../admin/access.ts";
-import { bearerToken, verifyToken } from "../auth/keys.ts";
-import { sessionIsLive } from "../auth/sessions.ts";
-import { projectMembers, projects } from "../catalog/schema.ts";
+import { bearerToken } from "../auth/keys.ts";
+import { principalForToken } from "../auth/principal.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
-import { appPrincipal } from "../oauth/app-principal.ts";
+
+export { membershipOf } from "../auth/principal.ts";
 
 const SMALL_BODY_BYTES = 1024 * 1024;
 
-export async function membershipOf(
-  db: D1Database,
-  projectId: string,
-  accountId: string,
-): Promise<MemberRole | null> {
-  const orm = drizzle(db);
-  const [project] = await orm
-    .select({ owner: projects.ownerAccountId })
-    .from(projects)
-    .where(eq(projects.id, projectId));
-  if (!project) throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
-  if (project.owner === accountId) return "owner";
-  const [member] = await orm
-    .select({ role: projectMembers.role })
-    .from(projectMembers)
-    .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.accountId, accountId)));
-  return member?.role ?? null;
+/** The caller's token: `Authorization: Bearer`, else `apikey`, else (WebSockets only) `?apikey=`. */
+function requestToken(c: Context<AppEnv>, upgrade: boolean): string {
+  const token = bearerToken(c.req.raw.headers) ?? (upgrade ? c.req.query("apikey")?.trim() || null : null);
+  if (!token) {
+    throw new HearthError("HEARTH_UNAUTHORIZED", "No API key found in request.", {
+      hint: upgrade
+        ? "Add the project's anon key to the URL as `?apikey=<key>`."
+        : "Send the project's anon or service key in the `apikey` header or as `Authorization: Bearer <key>`.",
+    });
+  }
+  return token;
 }
 
 export async function authenticate(c: Context<AppEnv>, projectId: string): Promise<Principal> {
-  const token = bearerToken(c.req.raw.headers);
-  if (!token) {
-    throw new HearthError("HEARTH_UNAUTHORIZED", "No API key found in request.", {
-      hint: "Send the project's anon or service key in the `apikey` header or as `Authorization: Bearer <key>`.",
-    });
-  }
-  const verified = await verifyToken(readConfig(c.env).jwtSecret, token);
-  if (verified.kind === "key") {
-    if (verified.claims.ref !== projectId) {
-      throw new HearthError("PGRST301", "This key belongs to another project.", {
-        hint: "Use the anonKey or serviceKey returned when this project was created.",
-      });
-    }
-    return { role: verified.claims.role, projectId, keyId: verified.claims.jti };
-  }
-  if (verified.kind === "app") return appPrincipal(c.env, verified.claims, projectId);
-  // An account's access token is refused once its session is revoked (logout, refresh-token
-  // reuse, password change); see sessionIsLive for the cache.
-  if (verified.kind === "access" && !(await sessionIsLive(c.env.CATALOG, verified.claims))) {
-    throw new HearthError("PGRST301", "JWT session has ended (signed out or revoked).", {
-      hint: "Sign in again (or refresh the session) to get a new access token.",
-    });
-  }
-  const membership = await membershipOf(c.env.CATALOG, projectId, verified.claims.sub);
-  return { role: "authenticated", projectId, userId: verified.claims.sub, membership };
+  return (await principalForToken(c.env, projectId, requestToken(c, false))).principal;
+}
+
+/**
+ * A WebSocket upgrade (`/realtime/v1/websocket`, `/sync/v1`): the DO accepts the socket
+ * itself (hibernation API), so the request goes over `fetch` with the principal, and the
+ * token it came from, in headers the client cannot set.
+ */
+async function forwardUpgrade(c: Context<AppEnv>, projectId: string): Promise<Response> {
+  const token = requestToken(c, true);
+  const { principal } = await principalForToken(c.env, projectId, token);
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(PRINCIPAL_HEADER, JSON.stringify(principal));
+  headers.set(TOKEN_HEADER, token);
+  headers.set(REQUEST_ID_HEADER, c.get("requestId"));
+  const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(projectId));
+  const res = await stub.fetch(new Request(c.req.url, { method: "GET", headers }));
+  // A 101's headers are immutable and middleware (CORS, request id) adds some on the way out.
+  if (res.webSocket) return new Response(null, { status: 101, webSocket: res.webSocket });
+  return new Response(res.body, res);
 }
 
 export async function forwardToProject(c: Context<AppEnv>): Promise<Response> {
@@ -71,9 +58,11 @@ export async function forwardToProject(c: Context<AppEnv>): Promise<Response> {
   if (!PROJECT_ID.test(projectId)) {
     throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
   }
+  if (c.req.header("upgrade")?.toLowerCase() === "websocket") return forwardUpgrade(c, projectId);
   const principal = await authenticate(c, projectId);
   const headers = new Headers(c.req.raw.headers);
   headers.delete(PRINCIPAL_HEADER);
+  headers.delete(TOKEN_HEADER);
   const stub = c.env.PROJECT.get(c.env.PROJECT.idFromName(projectId));
   const init: RequestInit = { method: c.req.method, headers };
   if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.req.raw.body) {
