@@ -66,6 +66,16 @@ function errorResponse(err: unknown): { reason: string; code?: string } {
   return { reason: "Internal error" };
 }
 
+/** join_ref, ref and topic of a frame too large to parse, read off its first bytes. */
+function frameHead(text: string): { joinRef: string | null; ref: string | null; topic: string } | null {
+  const m = /^\[\s*(null|"[^"\\]{0,64}")\s*,\s*(null|"[^"\\]{0,64}")\s*,\s*"([^"\\]{1,512})"/.exec(
+    text.slice(0, 1024),
+  );
+  if (!m) return null;
+  const str = (v: string) => (v === "null" ? null : v.slice(1, -1));
+  return { joinRef: str(m[1]!), ref: str(m[2]!), topic: m[3]! };
+}
+
 export class RealtimeHub implements SocketHub {
   private readonly sockets = new Map<WebSocket, RtSocket>();
   private refCounter = 0;
@@ -141,14 +151,23 @@ export class RealtimeHub implements SocketHub {
     s.lastSeen = Date.now();
     s.sentSinceSeen = 0;
     const size = typeof data === "string" ? data.length : data.byteLength;
+    if (size > this.host.limits.frameBytes) {
+      const err = new HearthError(
+        "HEARTH_REALTIME_LIMIT",
+        `Frame of ${size} bytes is over the limit of ${this.host.limits.frameBytes}`,
+      );
+      // Not parsed, but its refs are read so the push that sent it gets its error reply.
+      const head = typeof data === "string" ? frameHead(data) : null;
+      this.send(
+        s,
+        head
+          ? replyFrame({ ...head, event: "", payload: {} }, "error", errorResponse(err))
+          : encodeFrame(null, null, "phoenix", "error", errorResponse(err)),
+      );
+      return;
+    }
     let frame: Frame;
     try {
-      if (size > this.host.limits.frameBytes) {
-        throw new HearthError(
-          "HEARTH_REALTIME_LIMIT",
-          `Frame of ${size} bytes is over the limit of ${this.host.limits.frameBytes}`,
-        );
-      }
       frame = decodeFrame(data);
     } catch (err) {
       // A malformed frame gets an error frame; the socket and its channels stay.
