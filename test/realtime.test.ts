@@ -1,9 +1,11 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
 import worker from "../workers/index.ts";
 import { account } from "./helpers/accounts.ts";
-import { call, ORIGIN, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { admin, call, ORIGIN, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 import { type Api, connectApp, grantOf, registerApp, revokeGrant, signup } from "./helpers/oauth.ts";
 import { connectRealtime, type PhxClient } from "./helpers/realtime.ts";
 
@@ -448,6 +450,66 @@ describe("realtime: protocol hygiene and limits", () => {
     expect((await c.reply(leave))[4].status).toBe("ok");
     await barrier(p, c, "b", 7);
     expect(c.changes("a")).toEqual([]);
+    c.close();
+  });
+});
+
+describe("realtime: hibernation and flushed rows", () => {
+  const testEnv = env as unknown as Env;
+  const stubOf = (p: TestProject) => testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
+
+  it("channels, filters and presence come back from storage when the object wakes from hibernation", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const a = await connectRealtime(p, p.anonKey);
+    await joinTodos(a, "h", [
+      { event: "INSERT", schema: "public", table: "todos", filter: "status=eq.paid" },
+    ]);
+    const t = a.push("realtime:h", "presence", { type: "presence", event: "track", payload: { at: 1 } }, "1");
+    expect((await a.reply(t))[4].status).toBe("ok");
+    // Hibernation drops memory, keeps storage and the sockets: rebuild the object's state.
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      (instance as unknown as { load(): void }).load();
+    });
+    await insert(p, "todos", { id: 1, status: "open" });
+    await insert(p, "todos", { id: 2, status: "paid" });
+    const got = await a.waitFor((f) => f[3] === "postgres_changes");
+    expect(((got[4] as { data: Data }).data.record as { id: number }).id).toBe(2);
+    expect((got[4] as { ids: number[] }).ids).toEqual([1]);
+    const b = await connectRealtime(p, p.anonKey);
+    await b.join("h", { presence: { key: "b", enabled: true } });
+    const state = await b.waitFor((f) => f[3] === "presence_state");
+    expect(Object.keys(state[4])).toHaveLength(1);
+    a.close();
+    b.close();
+  });
+
+  it("updates and deletes of flushed rows arrive with their old rows", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    await insert(p, "todos", [
+      { id: 1, title: "a", status: "open" },
+      { id: 2, title: "b", status: "open" },
+    ]);
+    await admin(p, "flush");
+    const c = await connectRealtime(p, p.anonKey);
+    await joinTodos(c, "cold", [{ event: "*", schema: "public", table: "todos", filter: "status=eq.open" }]);
+    await rest(p, "/todos?id=eq.1", { method: "PATCH", body: { title: "a2" } });
+    await rest(p, "/todos?id=eq.2", { method: "DELETE" });
+    await c.waitFor((f) => f[3] === "postgres_changes" && (f[4].data as Data).type === "DELETE");
+    const events = c.changes("cold") as Data[];
+    expect(events.map((e) => e.type)).toEqual(["UPDATE", "DELETE"]);
+    expect(events[0]!.old_record).toMatchObject({ id: 1, title: "a" });
+    expect(events[0]!.record).toMatchObject({ id: 1, title: "a2" });
+    expect(events[1]!.old_record).toMatchObject({ id: 2, title: "b" });
+    c.close();
+  });
+
+  it("an open socket keeps the project from freezing", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const c = await connectRealtime(p, p.anonKey);
+    await joinTodos(c, "f", [{ event: "*", schema: "public", table: "todos" }]);
+    const frozen = await admin<{ frozen: boolean }>(p, "freeze");
+    expect(frozen.frozen).toBe(false);
+    await barrier(p, c, "f", 1);
     c.close();
   });
 });
