@@ -25,6 +25,7 @@ import {
   revokeGrant,
   signup,
 } from "./helpers/oauth.ts";
+import { PhxClient } from "./helpers/realtime.ts";
 
 const SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"; // vitest.config.ts
 const WRONG_SECRET = "not-the-server-secret-0123456789abcdef0123456789";
@@ -124,6 +125,13 @@ const EXPECT: Record<string, Row> = {
   [`POST ${SVC}`]:   [A401,  "201", DENY,  DENY,  DENY,  DENY,  DENY,  DENY,  ...TAIL_PROJECT],
   [`PATCH ${SVC}`]:  [A401,  "204", DENY,  DENY,  DENY,  DENY,  DENY,  DENY,  ...TAIL_PROJECT],
   [`DELETE ${SVC}`]: [A401,  "204", DENY,  DENY,  DENY,  DENY,  DENY,  DENY,  ...TAIL_PROJECT],
+
+  // Realtime: join a postgres_changes channel with the principal's token (the socket opens with
+  // the anon key, as supabase-js does), then hear about rows written by the service key.
+  [`SUBSCRIBE ${PUB}`]: [ALL,  ALL,   ALL,   ALL,   ALL,   ALL,   ALL,   ALL,   ...TAIL_PROJECT],
+  [`SUBSCRIBE ${MEM}`]: [A401, ALL,   ALL,   ALL,   ALL,   DENY,  ALL,   ALL,   ...TAIL_PROJECT],
+  [`SUBSCRIBE ${OWN}`]: [A401, ALL,   OWN_ROWS, OWN_ROWS, OWN_ROWS, OWN_ROWS, OWN_ROWS, OWN_ROWS, ...TAIL_PROJECT],
+  [`SUBSCRIBE ${SVC}`]: [A401, ALL,   DENY,  DENY,  DENY,  DENY,  DENY,  DENY,  ...TAIL_PROJECT],
 
   "GET {url}/schema":         [FORBID, "200", FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, ...TAIL_PROJECT],
   "PUT {url}/schema":         [FORBID, "200", FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, ...TAIL_PROJECT],
@@ -381,6 +389,57 @@ function restRoutes(table: Table): Route[] {
   return routes;
 }
 
+/**
+ * A realtime subscription as a cell: 101 + join reply ok → 200 with the ids of the rows heard;
+ * a refused connection → its HTTP answer; a refused join → the reply's status and code.
+ */
+function subscribeRoute(table: Table): Route {
+  return {
+    name: `SUBSCRIBE ${table}`,
+    write: false,
+    async run({ p, expected }) {
+      const seeded: number[] = [];
+      return {
+        async send() {
+          const key = p === "none" ? "" : `&apikey=${project.anonKey}`;
+          const res = await req(`${project.url}/realtime/v1/websocket?vsn=2.0.0${key}`, {
+            headers: { upgrade: "websocket" },
+          });
+          if (res.status !== 101) return res;
+          res.webSocket!.accept();
+          const c = new PhxClient(res.webSocket!);
+          try {
+            const token = tokens[p];
+            const bindings = [{ event: "*", schema: "public", table }];
+            const reply = await c.join("matrix", { postgres_changes: bindings }, token ?? undefined);
+            if (reply.status !== "ok") {
+              const r = reply.response as { code: string; reason: string; status: number };
+              return Response.json({ code: r.code, message: r.reason }, { status: r.status });
+            }
+            // Rows of four accounts, then a marker the subscriber may read: everything before it has arrived.
+            for (const who of [owner, reader, writer, stranger]) seeded.push(await seed(table, who.id));
+            const marker = await seed(table, accountOf[p] ?? owner.id);
+            seeded.push(marker);
+            await c.waitFor(
+              (f) => f[3] === "postgres_changes" && (f[4].data as { record: DbRow }).record.id === marker,
+            );
+            const heard = c.changes("matrix").map((d) => (d.record as DbRow).id);
+            return Response.json(heard);
+          } finally {
+            c.close();
+          }
+        },
+        async check(_res, body) {
+          const rows = (await rowsOf(table)).filter((r) => seeded.includes(r.id));
+          const want = expected.tag === "own" ? rows.filter((r) => r.owner_id === accountOf[p]) : rows;
+          expect(body).toEqual(want.map((r) => r.id));
+          expect(want.length).toBeGreaterThan(0);
+        },
+      };
+    },
+  };
+}
+
 const INTRUDER = {
   columns: { id: { type: "integer", primaryKey: true } },
   policy: { read: "public", write: "public" },
@@ -532,7 +591,7 @@ const otherRoutes: Route[] = [
   },
 ];
 
-const ROUTES: Route[] = [...TABLES.flatMap(restRoutes), ...otherRoutes];
+const ROUTES: Route[] = [...TABLES.flatMap(restRoutes), ...TABLES.map(subscribeRoute), ...otherRoutes];
 
 // The table must be complete and match the routes exactly, before anything runs.
 if (JSON.stringify(Object.keys(EXPECT).sort()) !== JSON.stringify(ROUTES.map((r) => r.name).sort())) {

@@ -7,8 +7,9 @@
 import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
 import type { Condition } from "../../shared/rest/plan.ts";
+import { readAccess } from "../policy.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
-import { parseRealtimeFilter, tableAccess } from "./changes.ts";
+import { parseRealtimeFilter } from "./changes.ts";
 import type { SocketAuth } from "./sockets.ts";
 
 export const MAX_BINDINGS_PER_CHANNEL = 100;
@@ -69,10 +70,6 @@ export interface Channel extends ChannelState {
   compiled: Binding[];
 }
 
-function refused(message: string): HearthError {
-  return new HearthError("42501", message, { status: 403 });
-}
-
 function bindingTable(schema: SchemaIndex, req: BindingRequest): TableInfo | null {
   if (req.schema !== undefined && req.schema !== null && req.schema !== "public" && req.schema !== "*") {
     throw new HearthError(
@@ -95,9 +92,8 @@ export function compileBindings(schema: SchemaIndex | null, state: ChannelState)
     }
     if (!schema) throw new HearthError("HEARTH_SCHEMA_MISSING", "The project has no schema yet");
     const table = bindingTable(schema, req);
-    if (table && tableAccess(state.auth.principal, table) === null) {
-      throw refused(`permission denied for table ${table.name}: this token may not read it`);
-    }
+    // The same refusal as a REST read of the table (42501: 401 for the anon key, 403 otherwise).
+    if (table) readAccess(state.auth.principal, table);
     if (!table && req.filter) {
       throw new HearthError("HEARTH_BAD_FILTER", "A filter needs a table: it cannot apply to every table");
     }

@@ -61,8 +61,9 @@ export interface RealtimeHost {
   limits: RealtimeLimits;
 }
 
-function errorResponse(err: unknown): { reason: string; code?: string } {
-  if (err instanceof HearthError) return { reason: err.message, code: err.code };
+/** A refusal as a reply's `response`: realtime-js shows `reason`; `code` and `status` are REST's. */
+function errorResponse(err: unknown): { reason: string; code?: string; status?: number } {
+  if (err instanceof HearthError) return { reason: err.message, code: err.code, status: err.status };
   return { reason: "Internal error" };
 }
 
