@@ -134,7 +134,7 @@ export class ProjectDO extends DurableObject<Env> {
       store: this.sockets,
       auth,
       schema: () => this.state.schema,
-      limits: DEFAULT_REALTIME_LIMITS,
+      limits: { ...DEFAULT_REALTIME_LIMITS },
     });
     this.sync = new SyncHub({
       sql,
@@ -477,7 +477,7 @@ export class ProjectDO extends DurableObject<Env> {
       if (this.state.projectId === null) await this.wake(principal.projectId);
       const checked = this.checkPrincipal(principal);
       if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-        return this.acceptSocket(request, checked, request.headers.get(TOKEN_HEADER) ?? "");
+        return await this.acceptSocket(request, checked, request.headers.get(TOKEN_HEADER) ?? "");
       }
       return await this.route(request, checked, requestId);
     } catch (err) {

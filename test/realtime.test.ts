@@ -1,10 +1,11 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
 import worker from "../workers/index.ts";
-import { account } from "./helpers/accounts.ts";
+import { account, TEST_JWT_SECRET } from "./helpers/accounts.ts";
 import { admin, call, ORIGIN, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 import { type Api, connectApp, grantOf, registerApp, revokeGrant, signup } from "./helpers/oauth.ts";
 import { connectRealtime, type PhxClient } from "./helpers/realtime.ts";
@@ -511,5 +512,110 @@ describe("realtime: hibernation and flushed rows", () => {
     expect(frozen.frozen).toBe(false);
     await barrier(p, c, "f", 1);
     c.close();
+  });
+});
+
+describe("realtime: access ending mid-subscription, and limits", () => {
+  const testEnv = env as unknown as Env;
+  const stubOf = (p: TestProject) => testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
+  const MEMBERS_SCHEMA = {
+    tables: {
+      team: {
+        columns: { id: { type: "integer", primaryKey: true }, title: { type: "text" } },
+        policy: { read: "members", write: "members" },
+      },
+      todos: SCHEMA.tables.todos,
+    },
+  };
+
+  it("a member removed from the project stops hearing about members-only rows before the next event", async () => {
+    const owner = await signup(api, "rt-team-owner");
+    const member = await signup(api, "rt-team-member");
+    const res = await call("/v1/projects", {
+      method: "POST",
+      key: owner.accessToken,
+      body: { name: "team" },
+    });
+    const p = (await res.json()) as TestProject;
+    expect(
+      (await call(`${p.url}/schema`, { method: "PUT", key: p.serviceKey, body: MEMBERS_SCHEMA })).status,
+    ).toBe(200);
+    const add = await call(`/v1/projects/${p.id}/members`, {
+      method: "POST",
+      key: owner.accessToken,
+      body: { email: member.email, role: "reader" },
+    });
+    expect(add.status).toBe(201);
+    const c = await connectRealtime(p, p.anonKey);
+    await joinTodos(c, "team", [{ event: "*", schema: "public", table: "team" }], member.accessToken);
+    await insert(p, "team", { id: 1, title: "before" });
+    await c.waitFor((f) => f[3] === "postgres_changes");
+    const removed = await call(`/v1/projects/${p.id}/members/${member.id}`, {
+      method: "DELETE",
+      key: owner.accessToken,
+    });
+    expect(removed.status).toBe(204);
+    await insert(p, "team", { id: 2, title: "after" });
+    await c.waitFor((f) => f[2] === "realtime:team" && f[3] === "phx_close");
+    expect(c.changes("team").map((d) => (d.record as { id: number }).id)).toEqual([1]);
+    c.close();
+  });
+
+  it("an expired token's channel is closed before the next event reaches it", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const id = `rt-exp-${crypto.randomUUID()}`;
+    await account(id);
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({ role: "authenticated" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("hearth")
+      .setSubject(id)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(TEST_JWT_SECRET);
+    const c = await connectRealtime(p, p.anonKey);
+    await joinTodos(c, "exp", [{ event: "*", schema: "public", table: "notes" }], token);
+    // Waiting for a deadline of the token itself, not synchronising with the server.
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    await insert(p, "notes", { id: 1, body: "x", owner_id: id });
+    const system = await c.waitFor(
+      (f) => f[2] === "realtime:exp" && f[3] === "system" && f[4].status === "error",
+    );
+    expect(system[4]).toMatchObject({ status: "error", message: "Token has expired" });
+    await c.waitFor((f) => f[3] === "phx_close");
+    expect(c.changes("exp")).toEqual([]);
+    c.close();
+  });
+
+  it("caps connections per project with 429 HEARTH_REALTIME_LIMIT", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.tuning.maxConnections = 2;
+    });
+    const a = await connectRealtime(p, p.anonKey);
+    const b = await connectRealtime(p, p.anonKey);
+    const res = await call(`${p.url}/realtime/v1/websocket?apikey=${p.anonKey}&vsn=2.0.0`, {
+      headers: { upgrade: "websocket" },
+    });
+    expect(res.status).toBe(429);
+    expect(((await res.json()) as { code: string }).code).toBe("HEARTH_REALTIME_LIMIT");
+    a.close();
+    b.close();
+  });
+
+  it("drops a consumer that reads nothing while events pile up, with close code 4008", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      (
+        instance as unknown as { realtime: { host: { limits: { unreadBytes: number } } } }
+      ).realtime.host.limits.unreadBytes = 4096;
+    });
+    const c = await connectRealtime(p, p.anonKey);
+    await joinTodos(c, "slow", [{ event: "*", schema: "public", table: "todos" }]);
+    const rows = Array.from({ length: 50 }, (_, i) => ({ id: i + 1, title: "x".repeat(200) }));
+    expect((await insert(p, "todos", rows)).status).toBe(201);
+    const closed = await c.waitClosed();
+    expect(closed.code).toBe(4008);
+    expect(closed.reason).toContain("slow consumer");
   });
 });

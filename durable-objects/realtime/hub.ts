@@ -409,8 +409,17 @@ export class RealtimeHub implements SocketHub {
       for (const ch of [...s.channels.values()]) {
         const r = results.get(ch.auth.token);
         if (r === undefined) continue;
-        if (typeof r === "string") this.expel(s, ch, r);
-        else ch.auth = r;
+        if (typeof r === "string") {
+          this.expel(s, ch, r);
+          continue;
+        }
+        ch.auth = r;
+        // Still allowed to read what it subscribed to? (a member removed, a role changed)
+        try {
+          ch.compiled = compileBindings(this.host.schema(), ch);
+        } catch (err) {
+          this.expel(s, ch, errorResponse(err).reason);
+        }
       }
     }
   }
