@@ -1,12 +1,15 @@
 /**
  * The "My data" page's routes in workerd: every bad input answers a clear HTML page (never a
- * 500, nothing changed), forms without the session's CSRF token are refused, values are
- * escaped, and signing out ends the session. The full browser flow is test/e2e/pages.test.ts.
+ * 500, nothing changed), forms without the session's CSRF token are refused, the sign-in form
+ * without its login-CSRF token too, values are escaped, and signing out ends the session. The
+ * full browser flow is test/e2e/pages.test.ts.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, type TestProject } from "./helpers/api.ts";
 
 const PASSWORD = "correct horse battery";
+const catalog = (env as unknown as { CATALOG: D1Database }).CATALOG;
 
 /** A unique client address: sign-in rate limits count per IP (docs/gotchas.md). */
 function ip(): string {
@@ -27,17 +30,33 @@ function form(path: string, fields: Record<string, string>, cookie?: string): Pr
   });
 }
 
-/** Signs up, signs in on /me; returns the cookie, the page's CSRF token and the personal project. */
-async function signedIn(tag: string) {
+/** The sign-in form as a browser gets it: its login cookie (`name=value`) and `login_csrf` token. */
+async function signInForm(cookie?: string): Promise<{ cookie: string; token: string }> {
+  const res = await call("/me", cookie ? { headers: { cookie } } : {});
+  const page = await res.text();
+  const token = /name="login_csrf" value="([^"]+)"/.exec(page)?.[1];
+  if (!token) throw new Error(`no login_csrf on the sign-in form: ${page}`);
+  const set = res.headers.get("set-cookie") ?? "";
+  expect(set).toMatch(/^hearth_me_login=[A-Za-z0-9_-]{43};/);
+  return { cookie: set.split(";")[0]!, token };
+}
+
+async function signup(tag: string): Promise<{ email: string; token: string }> {
   const email = `${tag}-${crypto.randomUUID().slice(0, 8)}@example.test`;
-  const signup = await call("/auth/v1/signup", {
+  const res = await call("/auth/v1/signup", {
     method: "POST",
     headers: { "cf-connecting-ip": ip() },
     body: { email, password: PASSWORD },
   });
-  expect(signup.status).toBe(200);
-  const token = ((await signup.json()) as { access_token: string }).access_token;
-  const res = await form("/me/signin", { email, password: PASSWORD });
+  expect(res.status).toBe(200);
+  return { email, token: ((await res.json()) as { access_token: string }).access_token };
+}
+
+/** Signs up, signs in on /me; returns the cookie, the page's CSRF token and the personal project. */
+async function signedIn(tag: string) {
+  const { email, token } = await signup(tag);
+  const login = await signInForm();
+  const res = await form("/me/signin", { email, password: PASSWORD, login_csrf: login.token }, login.cookie);
   expect(res.status).toBe(303);
   expect(res.headers.get("location")).toBe("/me");
   const setCookie = res.headers.get("set-cookie") ?? "";
@@ -77,11 +96,100 @@ describe("/me without a session", () => {
 
   it("refuses a wrong password with the form again, the email escaped", async () => {
     const email = `x"><b>y-${crypto.randomUUID().slice(0, 6)}@example.test`;
-    const page = await html(await form("/me/signin", { email, password: "wrong password" }), 400);
+    const login = await signInForm();
+    const wrong = await form(
+      "/me/signin",
+      { email, password: "wrong password", login_csrf: login.token },
+      login.cookie,
+    );
+    const page = await html(wrong, 400);
     expect(page).toContain("Invalid email or password.");
     expect(page).toContain("x&quot;&gt;&lt;b&gt;y-");
     expect(page).not.toContain('"><b>');
-    await html(await form("/me/signin", {}), 400);
+    // The form shown again still signs in: same login cookie, same token.
+    expect(page).toContain(`name="login_csrf" value="${login.token}"`);
+    await html(await form("/me/signin", { login_csrf: login.token }, login.cookie), 400);
+  });
+
+  it("gives the sign-in form a short-lived HttpOnly login cookie, kept across renders", async () => {
+    const res = await call("/me");
+    await html(res, 200);
+    const set = res.headers.get("set-cookie") ?? "";
+    expect(set).toMatch(
+      /^hearth_me_login=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/me; HttpOnly; SameSite=Lax$/,
+    );
+    const first = await signInForm();
+    const again = await signInForm(first.cookie);
+    expect(again).toEqual(first);
+    const other = await signInForm();
+    expect(other.cookie).not.toBe(first.cookie);
+    expect(other.token).not.toBe(first.token);
+  });
+
+  it("refuses a sign-in without its form's login token (login CSRF): 403, no session, no cookie", async () => {
+    const { email } = await signup("me-login-csrf");
+    const account = await catalog
+      .prepare("SELECT id FROM accounts WHERE email = ?")
+      .bind(email)
+      .first<{ id: string }>();
+    const sessions = async () =>
+      (await catalog
+        .prepare("SELECT count(*) AS n FROM sessions WHERE account_id = ?")
+        .bind(account!.id)
+        .first<{ n: number }>())!.n;
+    const before = await sessions();
+    const a = await signInForm();
+    const b = await signInForm();
+    const creds = { email, password: PASSWORD };
+    const refused: [string, Promise<Response>][] = [
+      ["no token, no cookie", form("/me/signin", creds)],
+      ["cookie, no token", form("/me/signin", creds, a.cookie)],
+      ["token, no cookie", form("/me/signin", { ...creds, login_csrf: a.token })],
+      ["forged token", form("/me/signin", { ...creds, login_csrf: "forged" }, a.cookie)],
+      ["another cookie's token", form("/me/signin", { ...creds, login_csrf: b.token }, a.cookie)],
+      [
+        "the value under the consent page's cookie name",
+        form(
+          "/me/signin",
+          { ...creds, login_csrf: a.token },
+          a.cookie.replace("hearth_me_login", "hearth_oauth_login"),
+        ),
+      ],
+    ];
+    for (const [why, pending] of refused) {
+      const res = await pending;
+      const page = await html(res, 403);
+      expect(page, why).toContain("The form expired or did not come from this page; reload it.");
+      expect(res.headers.get("set-cookie"), why).toBeNull();
+    }
+    // A valid pair posted from another site is refused too (Sec-Fetch-Site, Origin).
+    const crossSite = (headers: Record<string, string>) =>
+      call("/me/signin", {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "cf-connecting-ip": ip(),
+          cookie: a.cookie,
+          ...headers,
+        },
+        body: new URLSearchParams({ ...creds, login_csrf: a.token }).toString(),
+      });
+    for (const headers of [
+      { "sec-fetch-site": "cross-site" },
+      { "sec-fetch-site": "same-site" },
+      { origin: "https://evil.example" },
+    ]) {
+      const res = await crossSite(headers);
+      await html(res, 403);
+      expect(res.headers.get("set-cookie"), JSON.stringify(headers)).toBeNull();
+    }
+    expect(await sessions()).toBe(before);
+    // The browser's own form post (same-origin, and Origin: null under no-referrer) signs in.
+    const ok = await crossSite({ "sec-fetch-site": "same-origin", origin: "null" });
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get("set-cookie")).toMatch(/^hearth_me_session=/);
+    expect(await sessions()).toBe(before + 1);
   });
 });
 

@@ -405,6 +405,49 @@ describe("apps and OAuth", () => {
   });
 });
 
+/** The consent page's sign-in form as a browser gets it: its login cookie and `login_csrf` token. */
+async function signInForm(
+  params: Record<string, string>,
+  cookie?: string,
+): Promise<{ cookie: string; token: string }> {
+  const res = await call(
+    `/oauth/authorize?${new URLSearchParams(params)}`,
+    cookie ? { headers: { cookie } } : {},
+  );
+  const page = await res.text();
+  expect(res.status, page).toBe(200);
+  expect(res.headers.get("cache-control")).toBe("no-store");
+  const token = /name="login_csrf" value="([^"]+)"/.exec(page)?.[1];
+  if (!token) throw new Error(`no login_csrf on the sign-in form: ${page}`);
+  const set = res.headers.get("set-cookie") ?? "";
+  expect(set).toMatch(
+    /^hearth_oauth_login=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/oauth; HttpOnly; SameSite=Lax$/,
+  );
+  return { cookie: set.split(";")[0]!, token };
+}
+
+/** An account with a confirmed email and a password, as the sign-in form needs. */
+async function passwordAccount(tag: string): Promise<{ id: string; email: string }> {
+  const email = `${tag}-${crypto.randomUUID().slice(0, 8)}@example.test`;
+  const signup = await call("/auth/v1/signup", {
+    method: "POST",
+    headers: {
+      "cf-connecting-ip": `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`,
+    },
+    body: { email, password: "correct horse battery" },
+  });
+  expect(signup.status).toBe(200);
+  const row = await catalog
+    .prepare("SELECT id FROM accounts WHERE email = ?")
+    .bind(email)
+    .first<{ id: string }>();
+  await catalog
+    .prepare("UPDATE accounts SET email_confirmed_at = ? WHERE id = ?")
+    .bind(new Date().toISOString(), row!.id)
+    .run();
+  return { id: row!.id, email };
+}
+
 describe("consent page (browser)", () => {
   it("signs in with a password, approves with the CSRF token, and refuses a forged form", async () => {
     const dev = await account("o-dev5");
@@ -442,16 +485,99 @@ describe("consent page (browser)", () => {
         headers: { "content-type": "application/x-www-form-urlencoded", ...(cookie ? { cookie } : {}) },
         body: new URLSearchParams({ ...params, ...fields }).toString(),
       });
-    const bad = await form({ action: "signin", email, password: "wrong password!" });
+    const login = await signInForm(params);
+    const bad = await form(
+      { action: "signin", email, password: "wrong password!", login_csrf: login.token },
+      login.cookie,
+    );
     expect(bad.status).toBe(400);
-    const signin = await form({ action: "signin", email, password: "correct horse battery" });
+    expect(await bad.text()).toContain(`name="login_csrf" value="${login.token}"`);
+    const signin = await form(
+      { action: "signin", email, password: "correct horse battery", login_csrf: login.token },
+      login.cookie,
+    );
     expect(signin.status).toBe(303);
     const cookie = signin.headers.get("set-cookie")!.split(";")[0]!;
+    expect(cookie).toMatch(/^hearth_oauth_session=/);
     const page = await (await call(signin.headers.get("location")!, { headers: { cookie } })).text();
     const csrf = /name="csrf_token" value="([^"]+)"/.exec(page)![1]!;
     expect((await form({ decision: "approve", csrf_token: "forged" }, cookie)).status).toBe(403);
     const approved = await form({ decision: "approve", csrf_token: csrf }, cookie);
     expect(approved.status).toBe(302);
     expect(new URL(approved.headers.get("location")!).searchParams.get("code")).toMatch(/^hc_/);
+  });
+
+  it("refuses a sign-in form without its login token (login CSRF): 403, no session, no cookie", async () => {
+    const dev = await account("o-dev6");
+    const app = await registerApp(dev, { "io.w.items": TODOS });
+    const erin = await passwordAccount("o-erin");
+    const { challenge } = await pkce();
+    const params = {
+      response_type: "code",
+      client_id: app.clientId,
+      redirect_uri: REDIRECT,
+      scope: "db:io.w.items:read",
+      state: "s",
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+    };
+    const post = (fields: Record<string, string>, headers: Record<string, string> = {}) =>
+      call("/oauth/authorize", {
+        method: "POST",
+        redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+        body: new URLSearchParams({ ...params, action: "signin", ...fields }).toString(),
+      });
+    const sessions = async () =>
+      (await catalog
+        .prepare("SELECT count(*) AS n FROM sessions WHERE account_id = ?")
+        .bind(erin.id)
+        .first<{ n: number }>())!.n;
+    const before = await sessions();
+    const a = await signInForm(params);
+    const b = await signInForm(params);
+    expect(b.cookie).not.toBe(a.cookie);
+    // The same browser keeps its cookie and token (a form open in another tab stays valid).
+    expect(await signInForm(params, a.cookie)).toEqual(a);
+    // "My data"'s sign-in form: another cookie and another label.
+    const me = await call("/me");
+    const meToken = /name="login_csrf" value="([^"]+)"/.exec(await me.text())![1]!;
+    const meCookie = (me.headers.get("set-cookie") ?? "").split(";")[0]!;
+    const creds = { email: erin.email, password: "correct horse battery" };
+    const refused: [string, Record<string, string>, Record<string, string>][] = [
+      ["no token, no cookie", creds, {}],
+      ["cookie, no token", creds, { cookie: a.cookie }],
+      ["token, no cookie", { ...creds, login_csrf: a.token }, {}],
+      ["forged token", { ...creds, login_csrf: "forged" }, { cookie: a.cookie }],
+      ["another cookie's token", { ...creds, login_csrf: b.token }, { cookie: a.cookie }],
+      [
+        "/me's cookie value and token",
+        { ...creds, login_csrf: meToken },
+        { cookie: meCookie.replace("hearth_me_login", "hearth_oauth_login") },
+      ],
+      ["cross-site", { ...creds, login_csrf: a.token }, { cookie: a.cookie, "sec-fetch-site": "cross-site" }],
+      ["same-site", { ...creds, login_csrf: a.token }, { cookie: a.cookie, "sec-fetch-site": "same-site" }],
+      [
+        "foreign Origin",
+        { ...creds, login_csrf: a.token },
+        { cookie: a.cookie, origin: "https://evil.example" },
+      ],
+    ];
+    for (const [why, fields, headers] of refused) {
+      const res = await post(fields, headers);
+      const page = await res.text();
+      expect(res.status, why).toBe(403);
+      expect(res.headers.get("content-type"), why).toMatch(/^text\/html/);
+      expect(page, why).toContain("The form expired or did not come from this site; reload the page.");
+      expect(res.headers.get("set-cookie"), why).toBeNull();
+    }
+    expect(await sessions()).toBe(before);
+    const ok = await post(
+      { ...creds, login_csrf: a.token },
+      { cookie: a.cookie, "sec-fetch-site": "same-origin", origin: "null" },
+    );
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get("set-cookie")).toMatch(/^hearth_oauth_session=/);
+    expect(await sessions()).toBe(before + 1);
   });
 });

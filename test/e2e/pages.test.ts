@@ -2,8 +2,9 @@
  * The consent and "My data" pages in a real browser (Debian's chromium driven by
  * playwright-core) against the real `npm start` server: an app is authorized through the
  * consent page (PKCE S256, redirect to a local listener), writes a row with its token; the
- * user then sees the project, the table, its row count and the row on /me, exports the
- * project, revokes the app (its token is refused afterwards) and signs out. A screenshot of
+ * user then sees the project, the table, its row count and the row on /me (after another
+ * origin's page failed to sign the browser into an attacker's account: login CSRF), exports
+ * the project, revokes the app (its token is refused afterwards) and signs out. A screenshot of
  * the page is kept under test/e2e/artifacts/.
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -51,7 +52,11 @@ async function json(res: Response, status: number): Promise<Record<string, unkno
   return JSON.parse(text) as Record<string, unknown>;
 }
 
-/** A tiny redirect_uri: resolves with the query string of the first request to /callback. */
+/**
+ * A tiny redirect_uri: resolves with the query string of the first request to /callback.
+ * It is also the "other site" of the login-CSRF check: `/attack?email=&password=` serves a
+ * page whose button posts those credentials to /me/signin.
+ */
 function callbackListener(): Promise<{ server: HttpServer; uri: string; query: Promise<URLSearchParams> }> {
   let deliver: (q: URLSearchParams) => void = () => {};
   const query = new Promise<URLSearchParams>((resolve) => {
@@ -60,6 +65,15 @@ function callbackListener(): Promise<{ server: HttpServer; uri: string; query: P
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    if (url.pathname === "/attack") {
+      const field = (name: string) =>
+        `<input type="hidden" name="${name}" value="${(url.searchParams.get(name) ?? "").replace(/[^\w@.\- ]/g, "")}">`;
+      res.end(
+        `<!doctype html><title>Prize</title><form method="post" action="${BASE}/me/signin">` +
+          `${field("email")}${field("password")}<button type="submit">Claim your prize</button></form>`,
+      );
+      return;
+    }
     res.end("<!doctype html><title>Callback</title><h1>Back in the app</h1>");
     if (url.pathname === "/callback") deliver(url.searchParams);
   });
@@ -195,6 +209,29 @@ describe("My data page in a real browser", () => {
     expect(first?.headers()["x-frame-options"]).toBe("DENY");
     expect(first?.headers()["cache-control"]).toBe("no-store");
     await page.getByRole("heading", { name: "Sign in to see your data" }).waitFor();
+
+    // Login CSRF: another origin's page posts an attacker's credentials to /me/signin. The
+    // browser holds a login cookie (from the form just shown) but the page lacks its token.
+    const attacker = await json(
+      await fetch(`${BASE}/auth/v1/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: `attacker-${email}`, password: PASSWORD }),
+      }),
+      200,
+    );
+    expect(attacker.access_token).toBeTruthy();
+    const attack = new URL("/attack", cb.uri);
+    attack.search = new URLSearchParams({ email: `attacker-${email}`, password: PASSWORD }).toString();
+    await page.goto(attack.toString());
+    const refusedSignIn = page.waitForResponse((r) => r.url() === `${BASE}/me/signin`);
+    await page.getByRole("button", { name: "Claim your prize" }).click();
+    expect((await refusedSignIn).status()).toBe(403);
+    await page.getByRole("heading", { level: 1, name: "Not allowed" }).waitFor();
+    expect((await context.cookies(`${BASE}/me`)).map((c) => c.name)).not.toContain("hearth_me_session");
+    await page.goto(`${BASE}/me`);
+    await page.getByRole("heading", { name: "Sign in to see your data" }).waitFor();
+
     await signInOn(page, email);
     await page.getByRole("heading", { level: 1, name: "My data" }).waitFor();
     await page.getByRole("heading", { level: 3, name: "personal personal data store" }).waitFor();

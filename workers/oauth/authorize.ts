@@ -1,6 +1,7 @@
 /**
  * `GET /oauth/authorize` (consent page) and `POST /oauth/authorize` (the decision: JSON with
- * an account access token, or the page's form with the session cookie and CSRF token).
+ * an account access token, or the page's form with the session cookie and CSRF token; or the
+ * sign-in form, with its login cookie and login-CSRF token).
  */
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
@@ -17,10 +18,20 @@ import { AuthorizeParamsSchema, type AuthorizeRequest, checkAuthorizeRequest } f
 import { decide } from "./consent.ts";
 import { consentPage, errorPage, signInPage } from "./consent-page.ts";
 import { oauthErrorResponse } from "./oauth-error.ts";
-import { browserSession, checkCsrf, csrfToken } from "./session.ts";
+import {
+  browserSession,
+  checkCsrf,
+  checkLoginForm,
+  csrfToken,
+  loginFormToken,
+  OAUTH_COOKIE,
+} from "./session.ts";
 import { passwordSignIn } from "./signin.ts";
 
 const DecisionSchema = z.enum(["approve", "deny"], { error: 'decision must be "approve" or "deny"' });
+const FORM_REFUSED = "The form expired or did not come from this site; reload the page.";
+// The pages must not be framed (clickjacking) nor cached (their forms carry cookie-bound tokens).
+const PAGE_HEADERS = { "x-frame-options": "DENY", "cache-control": "no-store" };
 
 function redirect(location: string, status: 302 | 303 = 302): Response {
   return new Response(null, { status, headers: { location, "cache-control": "no-store" } });
@@ -52,7 +63,7 @@ export async function authorizeGet(c: Context<AppEnv>): Promise<Response> {
   if (check.kind === "redirect") return redirect(check.location);
   const params = authorizeParams(query);
   const session = await browserSession(c);
-  if (!session) return c.html(signInPage({ appName: check.req.app.name, params, message: null }));
+  if (!session) return signIn(c, check.req, params, null, 200);
   const [account] = await drizzle(c.env.CATALOG)
     .select({ email: accounts.email })
     .from(accounts)
@@ -65,8 +76,19 @@ export async function authorizeGet(c: Context<AppEnv>): Promise<Response> {
     csrf: await csrfToken(readConfig(c.env).jwtSecret, session.token),
     email: account?.email ?? null,
   });
-  // The consent page must not be framed (clickjacking) nor cached.
-  return c.html(page, 200, { "x-frame-options": "DENY", "cache-control": "no-store" });
+  return c.html(page, 200, PAGE_HEADERS);
+}
+
+/** The sign-in form, with a login-CSRF token (and its cookie) of its own. */
+async function signIn(
+  c: Context<AppEnv>,
+  req: AuthorizeRequest,
+  params: Record<string, string | undefined>,
+  message: string | null,
+  status: 200 | 400 | 401,
+): Promise<Response> {
+  const loginCsrf = await loginFormToken(c, OAUTH_COOKIE);
+  return c.html(signInPage({ appName: req.app.name, params, message, loginCsrf }), status, PAGE_HEADERS);
 }
 
 export async function authorizePost(c: Context<AppEnv>): Promise<Response> {
@@ -99,19 +121,19 @@ async function authorizeForm(c: Context<AppEnv>): Promise<Response> {
   if (check.kind === "redirect") return redirect(check.location);
   const back = `/oauth/authorize?${new URLSearchParams(params as Record<string, string>)}`;
   if (form.action === "signin") {
+    // Login CSRF: refused before the password is even looked at, so nothing is counted or set.
+    if (!(await checkLoginForm(c, OAUTH_COOKIE, form.login_csrf))) {
+      return c.html(errorPage("invalid_request", FORM_REFUSED), 403, PAGE_HEADERS);
+    }
     const failure = await passwordSignIn(c, form.email ?? "", form.password ?? "");
-    if (failure) return c.html(signInPage({ appName: check.req.app.name, params, message: failure }), 400);
+    if (failure) return signIn(c, check.req, params, failure, 400);
     // c.redirect keeps the Set-Cookie header that the sign-in put on the context.
     return c.redirect(back, 303);
   }
   const session = await browserSession(c);
-  if (!session)
-    return c.html(signInPage({ appName: check.req.app.name, params, message: "Please sign in first." }), 401);
+  if (!session) return signIn(c, check.req, params, "Please sign in first.", 401);
   if (!(await checkCsrf(readConfig(c.env).jwtSecret, session.token, form.csrf_token))) {
-    return c.html(
-      errorPage("invalid_request", "The form expired or did not come from this site; reload the page."),
-      403,
-    );
+    return c.html(errorPage("invalid_request", FORM_REFUSED), 403, PAGE_HEADERS);
   }
   const decision = DecisionSchema.safeParse(form.decision);
   if (!decision.success) return c.html(errorPage("invalid_request", decision.error.issues[0]!.message), 400);

@@ -64,13 +64,20 @@ ${hidden(opts.params)}<input type="hidden" name="csrf_token" value="${opts.csrf}
   );
 }
 
-export function signInPage(opts: { appName: string; params: Params; message: string | null }) {
+/** `loginCsrf`: the form's login-CSRF token (session.ts `loginFormToken`). */
+export function signInPage(opts: {
+  appName: string;
+  params: Params;
+  message: string | null;
+  loginCsrf: string;
+}) {
   return page(
     "Sign in to Hearth",
     html`<h1>Sign in to continue to <em>${opts.appName}</em></h1>
 ${opts.message ? html`<p class="error">${opts.message}</p>` : ""}
 <form method="post" action="/oauth/authorize">
 ${hidden(opts.params)}<input type="hidden" name="action" value="signin">
+<input type="hidden" name="login_csrf" value="${opts.loginCsrf}">
 <p><label>Email<br><input type="email" name="email" required autocomplete="email"></label></p>
 <p><label>Password<br><input type="password" name="password" required autocomplete="current-password"></label></p>
 <button type="submit">Sign in</button>

@@ -1,7 +1,8 @@
 /**
  * `/me`: the "My data" page, server-rendered, working without JavaScript. The browser session
  * is the consent page's mechanism (workers/oauth/session.ts) with its own cookie scoped to
- * /me; every POST carries the CSRF token bound to it. Project data comes from each project's
+ * /me; every POST carries the CSRF token bound to it, and the sign-in form its login-CSRF
+ * token bound to a pre-session cookie. Project data comes from each project's
  * Durable Object through its REST and export paths, as the signed-in account.
  */
 
@@ -19,8 +20,10 @@ import {
   browserSession,
   type CookieScope,
   checkCsrf,
+  checkLoginForm,
   clearBrowserSession,
   csrfToken,
+  loginFormToken,
 } from "../oauth/session.ts";
 import { passwordSignIn } from "../oauth/signin.ts";
 import { errorPage } from "./layout.ts";
@@ -28,7 +31,7 @@ import { summarizeProjects } from "./overview.ts";
 import { asAccount, PageDataError, readableTables, rowPage } from "./project-data.ts";
 import { homeView, signInView, tableView } from "./views.ts";
 
-export const ME_COOKIE: CookieScope = { name: "hearth_me_session", path: "/me" };
+export const ME_COOKIE: CookieScope = { name: "hearth_me_session", path: "/me", login: "hearth_me_login" };
 const MAX_FORM_BYTES = 16 * 1024;
 
 const NOTICES: Record<string, string> = {
@@ -61,12 +64,20 @@ async function readForm(c: Context<AppEnv>): Promise<Record<string, string>> {
   return Object.fromEntries(new URLSearchParams(body));
 }
 
+const FORM_REFUSED = "The form expired or did not come from this page; reload it.";
+
+/** The sign-in form, with a login-CSRF token (and its cookie) of its own. */
+async function signIn(c: Context<AppEnv>, message: string | null, email = "", status: 200 | 400 = 200) {
+  const loginCsrf = await loginFormToken(c, ME_COOKIE);
+  return c.html(signInView({ loginCsrf, message, email }), status);
+}
+
 /** The viewer of a POST whose CSRF token matches its session; null sends it to sign in. */
 async function formViewer(c: Context<AppEnv>, form: Record<string, string>): Promise<Viewer | null> {
   const v = await viewer(c);
   if (!v) return null;
   if (!(await checkCsrf(readConfig(c.env).jwtSecret, v.token, form.csrf_token))) {
-    throw new HearthError("HEARTH_FORBIDDEN", "The form expired or did not come from this page; reload it.");
+    throw new HearthError("HEARTH_FORBIDDEN", FORM_REFUSED);
   }
   return v;
 }
@@ -89,7 +100,7 @@ meRoutes.use("*", async (c, next) => {
 
 meRoutes.get("/", async (c) => {
   const v = await viewer(c);
-  if (!v) return c.html(signInView(null));
+  if (!v) return signIn(c, null);
   const { projects, names } = await summarizeProjects(c, v.accountId);
   const grants = (await liveGrants(c.env, v.accountId)).map(({ grant, appName }) => ({
     id: grant.id,
@@ -105,8 +116,11 @@ meRoutes.get("/", async (c) => {
 
 meRoutes.post("/signin", async (c) => {
   const form = await readForm(c);
+  // Login CSRF: refused before the password is even looked at, so nothing is counted or set.
+  if (!(await checkLoginForm(c, ME_COOKIE, form.login_csrf)))
+    throw new HearthError("HEARTH_FORBIDDEN", FORM_REFUSED);
   const failure = await passwordSignIn(c, form.email ?? "", form.password ?? "", ME_COOKIE);
-  if (failure) return c.html(signInView(failure, form.email ?? ""), 400);
+  if (failure) return signIn(c, failure, form.email ?? "", 400);
   // c.redirect keeps the Set-Cookie header the sign-in put on the context.
   return c.redirect("/me", 303);
 });

@@ -37,13 +37,14 @@ export function tableHref(projectId: string, table: string, pageNo = 1): string 
   return pageNo > 1 ? `${base}?page=${pageNo}` : base;
 }
 
-export function signInView(message: string | null, email = "") {
+/** `loginCsrf`: the form's login-CSRF token (workers/oauth/session.ts `loginFormToken`). */
+export function signInView(opts: { loginCsrf: string; message: string | null; email?: string }) {
   return page(
     "Sign in",
     html`<main><h1>Sign in to see your data</h1>
-${message ? html`<p class="error" role="alert">${message}</p>` : ""}
-<form method="post" action="/me/signin">
-<p><label for="email">Email</label><br><input id="email" type="email" name="email" value="${email}" required autocomplete="email"></p>
+${opts.message ? html`<p class="error" role="alert">${opts.message}</p>` : ""}
+<form method="post" action="/me/signin"><input type="hidden" name="login_csrf" value="${opts.loginCsrf}">
+<p><label for="email">Email</label><br><input id="email" type="email" name="email" value="${opts.email ?? ""}" required autocomplete="email"></p>
 <p><label for="password">Password</label><br><input id="password" type="password" name="password" required autocomplete="current-password"></p>
 <p><button type="submit">Sign in</button></p>
 </form></main>`,
