@@ -159,6 +159,12 @@ export function createTableSql(t: EffTable, newNotNull: ReadonlySet<string> = ne
 export function addColumnSql(t: EffTable, c: EffColumn): string {
   let sql = `ALTER TABLE ${quoteIdent(t.name)} ADD COLUMN ${quoteIdent(c.name)} ${sqliteType(c.def.type)}`;
   if (c.def.notNull) sql += ` NOT NULL DEFAULT ${literalDefault(t.name, c)}`;
+  else if (!c.def.references) {
+    // As in PostgreSQL, rows stored before the column read its literal default, not null
+    // (flushed rows do the same in cold-store.ts missingValue). Keyword defaults stay null.
+    const rendered = renderDefault(c);
+    if ("sql" in rendered) sql += ` DEFAULT ${rendered.sql}`;
+  }
   return sql + referencesSql(c.def);
 }
 

@@ -45,7 +45,9 @@ import {
 } from "./realtime/sockets.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
+import { loadArchive, restoreArchive, saveArchive, type WalArchive } from "./sync/archive.ts";
 import { SyncHub } from "./sync/hub.ts";
+import { DEFAULT_WAL_RETENTION, type WalRetention } from "./sync/retention.ts";
 import { walRange } from "./wal.ts";
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -68,6 +70,8 @@ export interface Tuning {
   retentionMs: number;
   /** WebSockets (realtime and sync) one project holds at most */
   maxConnections: number;
+  /** what the WAL keeps past a flush and a freeze, for sync cursors (sync/retention.ts) */
+  walRetention: WalRetention;
 }
 
 /** Tunables (wrangler vars, docs/api.md "Storage"), with their defaults. */
@@ -81,6 +85,10 @@ function readTuning(env: Env): Tuning {
     segmentCacheBytes: numberVar(env.HEARTH_SEGMENT_CACHE_BYTES, 256 * 1024 * 1024),
     retentionMs: numberVar(env.HEARTH_RETENTION_SECONDS, 7 * 24 * 3600) * 1000,
     maxConnections: numberVar(env.HEARTH_MAX_CONNECTIONS, 10_000),
+    walRetention: {
+      changes: numberVar(env.HEARTH_WAL_RETAIN_CHANGES, DEFAULT_WAL_RETENTION.changes),
+      ms: numberVar(env.HEARTH_WAL_RETAIN_SECONDS, DEFAULT_WAL_RETENTION.ms / 1000) * 1000,
+    },
   };
 }
 
@@ -249,6 +257,14 @@ export class ProjectDO extends DurableObject<Env> {
       // Open sockets (realtime, sync) keep the project awake: their state lives here.
       if (this.ctx.getWebSockets().length > 0) return;
       if (needsFlush(this.flushContext(), await this.cold.current())) return;
+      // The WAL tail and the sync ledger outlive the storage (sync/archive.ts); without
+      // them the freeze does not happen (a throw here would reset the object).
+      try {
+        await saveArchive(this.bucket, this.ctx.storage.sql, projectId);
+      } catch (err) {
+        console.error("freeze: the WAL tail could not be saved; the project stays awake", err);
+        return;
+      }
       await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = ? WHERE id = ?")
         .bind(new Date().toISOString(), projectId)
         .run();
@@ -278,34 +294,46 @@ export class ProjectDO extends DurableObject<Env> {
       .bind(projectId)
       .all<{ id: string; role: "anon" | "service" }>();
     const manifest = project.v > 0 ? await readManifest(this.bucket, projectId, project.v) : null;
+    const archive = manifest ? await loadArchive(this.bucket, projectId) : null;
     await this.ctx.blockConcurrencyWhile(async () => {
       if (this.state.projectId !== null) return;
-      this.adopt(projectId, keys.results, manifest);
+      this.adopt(projectId, keys.results, manifest, archive);
       await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = NULL WHERE id = ?")
         .bind(projectId)
         .run();
     });
   }
 
-  /** Makes this (empty) object the holder of `manifest`: schema, sequences, LSNs, version. */
-  private adopt(projectId: string, keys: KeyRecord[], manifest: Manifest | null): void {
+  /**
+   * Makes this (empty) object the holder of `manifest`: schema, sequences, LSNs, version;
+   * and of the WAL tail and sync ledger its last freeze saved (`archive`), if that freeze
+   * left this manifest (an older archive is ignored).
+   */
+  private adopt(
+    projectId: string,
+    keys: KeyRecord[],
+    manifest: Manifest | null,
+    archive: WalArchive | null = null,
+  ): void {
     this.state.init(projectId, keys);
     if (!manifest) return;
     if (manifest.schema) this.state.applySchema(manifest.schema, manifest.schemaVersion);
+    const tail = archive && archive.lastLsn >= manifest.lastLsn ? archive : null;
+    // Changes after the last flush that left no row behind (insert, then delete) still
+    // took LSNs: the archive knows the true high-water mark.
+    const high = Math.max(manifest.lastLsn, tail?.lastLsn ?? 0);
     const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
-      const seqs: [string, number][] = [
-        ...Object.entries(manifest.sequences),
-        ["_hearth_wal", manifest.lastLsn],
-      ];
+      const seqs: [string, number][] = [...Object.entries(manifest.sequences), ["_hearth_wal", high]];
       for (const [name, seq] of seqs) {
         sql.exec("DELETE FROM sqlite_sequence WHERE name = ?", name);
         sql.exec("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", name, seq);
       }
+      if (tail) restoreArchive(sql, tail);
       this.cold.setVersion(manifest.version);
     });
     this.cold.install(manifest);
-    this.feed.startAt(manifest.lastLsn);
+    this.feed.startAt(high);
   }
 
   /**
@@ -422,7 +450,7 @@ export class ProjectDO extends DurableObject<Env> {
         ok: false,
         code: "HEARTH_APP_TABLE_CONFLICT",
         message: `The project already has ${conflicts.length === 1 ? "a table" : "tables"} ${conflicts.join(", ")} with another definition than the app's`,
-        details: `Conflicting tables: ${conflicts.join(", ")}. Tables shared by apps must be declared identically.`,
+        details: `Conflicting tables: ${conflicts.join(", ")}. A shared table may gain columns and indexes, but columns both declare must match.`,
       };
     }
     try {

@@ -121,6 +121,32 @@ describe("flush and merge-on-read", () => {
     expect(await admin(p, "stats")).toMatchObject({ hotRows: 0, coldRows: 49 + 2 });
   });
 
+  it("a new nullable column with a literal default reads the default in hot and flushed rows alike", async () => {
+    const table = (extra: Record<string, unknown> = {}) => ({
+      tables: {
+        items: {
+          columns: { id: { type: "integer", primaryKey: true }, name: { type: "text" }, ...extra },
+          policy: { read: "public", write: "public" },
+        },
+      },
+    });
+    const p = await projectWithSchema(table());
+    await rest(p, "/items", { method: "POST", body: { id: 1, name: "flushed" } });
+    await admin(p, "flush");
+    await rest(p, "/items", { method: "POST", body: { id: 2, name: "hot" } });
+    const next = table({ done: { type: "boolean", default: false }, label: { type: "text", default: "x" } });
+    expect((await call(`${p.url}/schema`, { method: "PUT", key: p.serviceKey, body: next })).status).toBe(
+      200,
+    );
+    const want = [
+      { id: 1, name: "flushed", done: false, label: "x" },
+      { id: 2, name: "hot", done: false, label: "x" },
+    ];
+    expect(await rows(p, "/items?order=id")).toEqual(want);
+    await admin(p, "flush");
+    expect(await rows(p, "/items?order=id")).toEqual(want);
+  });
+
   it("keeps constraints across tiers: keys, foreign keys and cascades", async () => {
     const p = await projectWithSchema({
       tables: {

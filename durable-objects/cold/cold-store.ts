@@ -112,7 +112,9 @@ export function sqlSafe(v: unknown): unknown {
 export function missingValue(table: TableInfo, column: string): StorageValue {
   const col = table.columns.get(column)!;
   const d = col.def.default;
-  if (d === undefined || d === "increment" || d === "random" || d === "now") return null;
+  // As migrate-ddl.ts addColumnSql gives hot rows: a literal default, except on references.
+  if (d === undefined || d === "increment" || d === "random" || d === "now" || col.def.references)
+    return null;
   return toStorage(col.type, d, col.name);
 }
 
