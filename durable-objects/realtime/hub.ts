@@ -67,6 +67,18 @@ function errorResponse(err: unknown): { reason: string; code?: string; status?: 
   return { reason: "Internal error" };
 }
 
+const principalKeys = new WeakMap<SocketAuth, string>();
+
+/** Subscribers with equal principals see the same rows: one visibility answer per key. */
+function principalKey(auth: SocketAuth): string {
+  let key = principalKeys.get(auth);
+  if (key === undefined) {
+    key = JSON.stringify(auth.principal);
+    principalKeys.set(auth, key);
+  }
+  return key;
+}
+
 /** join_ref, ref and topic of a frame too large to parse, read off its first bytes. */
 function frameHead(text: string): { joinRef: string | null; ref: string | null; topic: string } | null {
   const m = /^\[\s*(null|"[^"\\]{0,64}")\s*,\s*(null|"[^"\\]{0,64}")\s*,\s*"([^"\\]{1,512})"/.exec(
@@ -475,7 +487,7 @@ export class RealtimeHub implements SocketHub {
         if (ch.compiled.length === 0) continue;
         const candidates = ch.compiled.filter((b) => b.table === null || b.table === table.name);
         if (candidates.length === 0) continue;
-        const pkey = JSON.stringify(ch.auth.principal);
+        const pkey = principalKey(ch.auth);
         let seen = byPrincipal.get(pkey);
         if (!seen) {
           const change = visibleChange(ch.auth.principal, table, entry);
