@@ -61,6 +61,8 @@ export const ERROR_STATUS = {
   HEARTH_BAD_FILTER: 400, // a realtime subscription's filter does not parse or names no such column
   HEARTH_BAD_FRAME: 400, // a WebSocket frame that is not JSON or not of the protocol
   HEARTH_REALTIME_LIMIT: 429, // connections per project, channels per socket, frame size
+  HEARTH_SYNC_MUTATION_ORDER: 409, // a pushed mutation id not after the client's last one, with no record
+  HEARTH_SYNC_ROW_NOT_FOUND: 404, // a pushed update whose key matches no row the caller may write
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
   HEARTH_NOT_FOUND: 404,

@@ -20,11 +20,9 @@ import { buildBloom, encodeSegment } from "../../shared/columnar/segment.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { quoteIdent } from "../migrate.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
+import { DEFAULT_WAL_RETENTION, trimWal, type WalRetention } from "../sync/retention.ts";
 import type { ColdStore } from "./cold-store.ts";
 import { keyText, type Manifest, manifestKey, type SegmentRef, segmentKey, withRetry } from "./manifest.ts";
-
-/** WAL entries kept after a flush, for clients catching up by LSN. */
-const WAL_KEEP = 10_000;
 
 export type FlushStep = "segments" | "manifest" | "catalog" | "drop";
 
@@ -44,6 +42,8 @@ export interface FlushContext {
   schemaVersion: number;
   /** rows per segment before a table's flush is split into parts */
   segmentRows: number;
+  /** what the WAL keeps past a flush, for sync clients catching up by LSN (sync/retention.ts) */
+  walRetention?: WalRetention;
   hooks?: FlushHooks;
 }
 
@@ -253,8 +253,8 @@ function dropHot(ctx: FlushContext, manifest: Manifest): void {
     ctx.sql.exec("UPDATE _hearth_state SET muted = 0 WHERE id = 1");
     ctx.store.clearShadows();
     ctx.store.setVersion(manifest.version);
-    // The WAL keeps its newest entries past a flush (realtime and sync catch up from it).
-    ctx.sql.exec("DELETE FROM _hearth_wal WHERE lsn <= ?", manifest.lastLsn - WAL_KEEP);
+    // The WAL keeps its retained tail past a flush (realtime and sync catch up from it).
+    trimWal(ctx.sql, ctx.walRetention ?? DEFAULT_WAL_RETENTION, manifest.lastLsn, Date.now());
     ctx.sql.exec("DELETE FROM _hearth_meta WHERE key = 'flush_inflight'");
   });
   ctx.store.install(manifest);
