@@ -226,6 +226,28 @@ describe("sync: WAL retention", () => {
     expect(c.frames[at]).toMatchObject({ type: "resync", reason: "cursor_too_old", cursor: 20 });
     c.close();
   });
+
+  it("prunes push records with the WAL, keeping each client's newest for the order rule", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const c = await connectSync(p, p.anonKey);
+    const m = (id: number) => ({ id, op: "insert", table: "todos", row: { id } });
+    await c.push("k", [m(1), m(2)]);
+    await c.push("j", [m(3)]);
+    await runInDurableObject(stubOf(p), (_i, state) => {
+      trimWal(state.storage.sql, { changes: 0, ms: 0 }, 3, Date.now());
+    });
+    const [one, two, three] = [
+      (await c.push("k", [m(1)]))[0],
+      (await c.push("k", [m(2)]))[0],
+      (await c.push("j", [m(3)]))[0],
+    ];
+    // Mutation 1's record went with the WAL: it is refused, not applied a second time.
+    expect(one).toMatchObject({ status: "rejected", error: { code: "HEARTH_SYNC_MUTATION_ORDER" } });
+    expect(two).toMatchObject({ status: "duplicate" });
+    expect(three).toMatchObject({ status: "duplicate" });
+    expect(await table(p, "/todos?select=id&order=id")).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }]);
+    c.close();
+  });
 });
 
 describe("sync: resync", () => {
