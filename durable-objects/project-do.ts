@@ -200,6 +200,7 @@ export class ProjectDO extends DurableObject<Env> {
       schema: this.state.schema,
       schemaVersion: this.state.schemaVersion,
       segmentRows: this.tuning.segmentRows,
+      walRetention: this.tuning.walRetention,
       ...(this.flushHooks ? { hooks: this.flushHooks } : {}),
     };
   }

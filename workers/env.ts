@@ -22,6 +22,10 @@ export interface Env {
   HEARTH_RETENTION_SECONDS?: string;
   /** WebSockets (realtime and sync) one project holds at most (default 10000) */
   HEARTH_MAX_CONNECTIONS?: string;
+  /** WAL entries kept past a flush and a freeze, for sync cursors (default 10000) */
+  HEARTH_WAL_RETAIN_CHANGES?: string;
+  /** WAL entries younger than this (seconds) are kept too (default 0: only the count) */
+  HEARTH_WAL_RETAIN_SECONDS?: string;
   /** Deployed mail: each auth email is POSTed there as JSON (workers/auth/mailer.ts). */
   HEARTH_EMAIL_WEBHOOK_URL?: string;
   /** Sent as `Authorization: Bearer <secret>` with each webhook POST, when set. */
