@@ -227,6 +227,24 @@ describe("sync: WAL retention", () => {
     c.close();
   });
 
+  it("a flush trims the WAL to the project's retention settings (tuning)", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.tuning.walRetention = { changes: 3, ms: 0 };
+    });
+    await ok(
+      rest(p, "/todos", { method: "POST", body: Array.from({ length: 10 }, (_, i) => ({ id: i + 1 })) }),
+    );
+    await admin(p, "flush");
+    const c = await connectSync(p, p.anonKey);
+    const { changes } = await c.pull(7, ["todos"]);
+    expect(changes.map((ch) => ch.pk.id)).toEqual([8, 9, 10]);
+    const at = c.frames.length;
+    await c.pull(6, ["todos"]);
+    expect(c.frames[at]).toMatchObject({ type: "resync", reason: "cursor_too_old" });
+    c.close();
+  });
+
   it("prunes push records with the WAL, keeping each client's newest for the order rule", async () => {
     const p = await projectWithSchema(SCHEMA);
     const c = await connectSync(p, p.anonKey);
