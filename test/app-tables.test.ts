@@ -1,18 +1,8 @@
-/**
- * Apps sharing a namespaced table (docs/api.md, `POST /oauth/authorize` step 2): the merge
- * of an app's declaration into the project's table, as a function (mergeTables), and through
- * the real OAuth consent path: a compatible superset adds its columns and indexes and keeps
- * the other app's rows readable by both; an incompatible one is 409
- * `HEARTH_APP_TABLE_CONFLICT`, naming the column, and changes nothing.
- */
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { mergeTables } from "../durable-objects/merge-tables.ts";
 import { planMigration } from "../durable-objects/migrate.ts";
 import type { ProjectSchema, TableDef } from "../shared/schema.ts";
-import type { Env } from "../workers/env.ts";
-import worker from "../workers/index.ts";
-import { admin, ORIGIN } from "./helpers/api.ts";
+import { admin, workerApi } from "./helpers/api.ts";
 import {
   type Api,
   authorize,
@@ -212,10 +202,7 @@ describe("mergeTables", () => {
   });
 });
 
-const api: Api = {
-  origin: ORIGIN,
-  fetch: async (url, init) => worker.fetch(new Request(url, init), env as unknown as Env),
-};
+const api: Api = workerApi;
 
 interface HearthErrorBody {
   code: string;

@@ -1,17 +1,6 @@
-/**
- * Authorization matrix: every credential Hearth meets × every route that reads, writes or
- * administers a project, with the expected outcome of each cell written out below (EXPECT).
- * Accounts come from the real `/auth/v1/signup`, members from `/v1/projects/:id/members`,
- * app tokens from the real OAuth flow (test/helpers/oauth.ts). Every write that must be
- * refused is followed by a check that nothing changed: row counts of every table, the WAL's
- * last LSN and the schema version (`{url}/admin/v1/stats`, service key), and the member list.
- */
-import { env } from "cloudflare:workers";
 import { decodeJwt, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Env } from "../workers/env.ts";
-import worker from "../workers/index.ts";
-import { ORIGIN } from "./helpers/api.ts";
+import { ORIGIN, workerApi } from "./helpers/api.ts";
 import {
   type Account,
   type Api,
@@ -33,10 +22,7 @@ const WRONG_SECRET = "not-the-server-secret-0123456789abcdef0123456789";
 // The gateway's fetch handler is called directly: through `exports.default.fetch` the test
 // harness's per-request cost grows with every request of the file (1 ms → 8 ms per /health
 // after 150 calls here), which made this ~2,000-request matrix time out.
-const api: Api = {
-  origin: ORIGIN,
-  fetch: async (url, init) => worker.fetch(new Request(url, init), env as unknown as Env),
-};
+const api: Api = workerApi;
 
 // --- tables: one per policy, declared by the apps (namespaced, so app scopes can name them) ---
 const PUB = "org.matrix.pub";

@@ -4,16 +4,12 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
-import worker from "../workers/index.ts";
 import { account, TEST_JWT_SECRET } from "./helpers/accounts.ts";
-import { admin, call, ORIGIN, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { admin, call, projectWithSchema, rest, type TestProject, workerApi } from "./helpers/api.ts";
 import { type Api, connectApp, grantOf, registerApp, revokeGrant, signup } from "./helpers/oauth.ts";
 import { connectRealtime, type PhxClient } from "./helpers/realtime.ts";
 
-const api: Api = {
-  origin: ORIGIN,
-  fetch: async (url, init) => worker.fetch(new Request(url, init), env as unknown as Env),
-};
+const api: Api = workerApi;
 
 const SCHEMA = {
   tables: {

@@ -10,10 +10,8 @@ import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { SyncHub } from "../durable-objects/sync/hub.ts";
 import { trimWal, walFloor } from "../durable-objects/sync/retention.ts";
 import { readWal, type WalEntry } from "../durable-objects/wal.ts";
-import type { Env } from "../workers/env.ts";
-import worker from "../workers/index.ts";
 import { account } from "./helpers/accounts.ts";
-import { admin, ORIGIN, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { admin, projectWithSchema, rest, type TestProject, workerApi } from "./helpers/api.ts";
 import {
   type Api,
   connectApp,
@@ -460,10 +458,7 @@ describe("sync: push", () => {
   });
 });
 
-const api: Api = {
-  origin: ORIGIN,
-  fetch: async (url, init) => worker.fetch(new Request(url, init), env as unknown as Env),
-};
+const api: Api = workerApi;
 
 describe("sync: authorization", () => {
   it("sends no row of an owner table to another account, live or in a snapshot", async () => {

@@ -8,6 +8,7 @@ import { expect } from "vitest";
 import type { Env } from "../../workers/env.ts";
 import worker from "../../workers/index.ts";
 import { DESIGN_SCHEMA } from "../fixtures/design-schema.ts";
+import type { Api } from "./oauth.ts";
 
 export const ADMIN_KEY = "test-admin-key";
 export const ORIGIN = "http://hearth.test";
@@ -45,6 +46,12 @@ export async function call(path: string, init: Init = {}): Promise<Response> {
     env as unknown as Env,
   );
 }
+
+/** The gateway as an `Api` for the OAuth helpers (test/helpers/oauth.ts), called directly as `call` is. */
+export const workerApi: Api = {
+  origin: ORIGIN,
+  fetch: async (url, init) => worker.fetch(new Request(url, init), env as unknown as Env),
+};
 
 export async function createProject(name = "test"): Promise<TestProject> {
   const res = await call("/v1/projects", { method: "POST", key: ADMIN_KEY, body: { name } });

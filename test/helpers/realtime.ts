@@ -3,33 +3,13 @@
  * arrival order and awaited by predicate, never by sleeping. "Nothing arrived" is shown by
  * a later frame that did arrive: delivery is in LSN order per socket.
  */
-import { expect } from "vitest";
-import { call, type TestProject } from "./api.ts";
+import type { TestProject } from "./api.ts";
+import { FrameSocket, openSocket } from "./socket-frames.ts";
 
 export type PhxFrame = [string | null, string | null, string, string, Record<string, unknown>];
 
-export class PhxClient {
-  readonly frames: PhxFrame[] = [];
-  closed: { code: number; reason: string } | null = null;
+export class PhxClient extends FrameSocket<PhxFrame> {
   private ref = 0;
-  private waiters: (() => void)[] = [];
-
-  constructor(readonly ws: WebSocket) {
-    ws.addEventListener("message", (e) => {
-      this.frames.push(JSON.parse(String(e.data)) as PhxFrame);
-      this.wake();
-    });
-    ws.addEventListener("close", (e) => {
-      this.closed = { code: e.code, reason: e.reason };
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
 
   send(raw: string | ArrayBuffer): void {
     this.ws.send(raw);
@@ -41,43 +21,6 @@ export class PhxClient {
       JSON.stringify([joinRef ?? (event === "phx_join" ? ref : null), ref, topic, event, payload]),
     );
     return ref;
-  }
-
-  /** Resolves with the first frame (from `from` on) that `pred` accepts; fails after `ms`. */
-  async waitFor(pred: (f: PhxFrame) => boolean, ms = 5000, from = 0): Promise<PhxFrame> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const hit = this.frames.slice(from).find(pred);
-      if (hit) return hit;
-      if (this.closed)
-        throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting`);
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(`no matching frame in ${ms} ms; got ${JSON.stringify(this.frames.slice(-5))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  async waitClosed(ms = 5000): Promise<{ code: number; reason: string }> {
-    const deadline = Date.now() + ms;
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("socket did not close");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    return this.closed;
   }
 
   reply(ref: string): Promise<PhxFrame> {
@@ -99,27 +42,9 @@ export class PhxClient {
       .filter((f) => f[2] === `realtime:${name}` && f[3] === "postgres_changes")
       .map((f) => (f[4] as { data: Record<string, unknown> }).data);
   }
-
-  close(): void {
-    try {
-      this.ws.close(1000, "done");
-    } catch {
-      // already closed
-    }
-  }
 }
 
 /** Opens `{url}/realtime/v1/websocket?apikey=<key>&vsn=2.0.0` through the gateway. */
-export async function connectRealtime(
-  project: TestProject,
-  key: string,
-  path = "/realtime/v1/websocket",
-): Promise<PhxClient> {
-  const res = await call(`${project.url}${path}?apikey=${encodeURIComponent(key)}&vsn=2.0.0`, {
-    headers: { upgrade: "websocket" },
-  });
-  expect(res.status, res.status === 101 ? "" : await res.text()).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  return new PhxClient(ws);
+export async function connectRealtime(project: TestProject, key: string): Promise<PhxClient> {
+  return new PhxClient(await openSocket(project, "/realtime/v1/websocket?vsn=2.0.0", key));
 }

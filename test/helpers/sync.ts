@@ -3,8 +3,8 @@
  * arrival order and awaited by predicate, never by sleeping; data frames are acknowledged
  * as they arrive unless `autoAck` is off (back-pressure tests).
  */
-import { expect } from "vitest";
-import { call, type TestProject } from "./api.ts";
+import type { TestProject } from "./api.ts";
+import { FrameSocket, openSocket } from "./socket-frames.ts";
 
 export type SyncFrame = Record<string, unknown> & { type: string };
 
@@ -27,29 +27,11 @@ export interface PushResultFrame {
   retryable?: boolean;
 }
 
-export class SyncClient {
-  readonly frames: SyncFrame[] = [];
-  closed: { code: number; reason: string } | null = null;
+export class SyncClient extends FrameSocket<SyncFrame> {
   autoAck = true;
-  private waiters: (() => void)[] = [];
 
-  constructor(readonly ws: WebSocket) {
-    ws.addEventListener("message", (e) => {
-      const frame = JSON.parse(String(e.data)) as SyncFrame;
-      this.frames.push(frame);
-      if (this.autoAck && typeof frame.seq === "number") this.ack(frame.seq);
-      this.wake();
-    });
-    ws.addEventListener("close", (e) => {
-      this.closed = { code: e.code, reason: e.reason };
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+  protected override received(frame: SyncFrame): void {
+    if (this.autoAck && typeof frame.seq === "number") this.ack(frame.seq);
   }
 
   send(frame: unknown): void {
@@ -58,43 +40,6 @@ export class SyncClient {
 
   ack(seq: number): void {
     if (!this.closed) this.send({ type: "ack", seq });
-  }
-
-  /** The first frame from index `from` on that `pred` accepts; fails after `ms`. */
-  async waitFor(pred: (f: SyncFrame) => boolean, ms = 10_000, from = 0): Promise<SyncFrame> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const hit = this.frames.slice(from).find(pred);
-      if (hit) return hit;
-      if (this.closed)
-        throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting`);
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(`no matching frame in ${ms} ms; got ${JSON.stringify(this.frames.slice(-3))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  async waitClosed(ms = 10_000): Promise<{ code: number; reason: string }> {
-    const deadline = Date.now() + ms;
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("socket did not close");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    return this.closed;
   }
 
   /** Pulls and collects every change until `live`; returns them and the live cursor. */
@@ -130,14 +75,6 @@ export class SyncClient {
     }
     return results;
   }
-
-  close(): void {
-    try {
-      this.ws.close(1000, "done");
-    } catch {
-      // already closed
-    }
-  }
 }
 
 export function changesIn(frames: SyncFrame[]): Change[] {
@@ -146,13 +83,7 @@ export function changesIn(frames: SyncFrame[]): Change[] {
 
 /** Opens `{url}/sync/v1?apikey=<key>` through the gateway and waits for its `hello`. */
 export async function connectSync(project: TestProject, key: string): Promise<SyncClient> {
-  const res = await call(`${project.url}/sync/v1?apikey=${encodeURIComponent(key)}`, {
-    headers: { upgrade: "websocket" },
-  });
-  expect(res.status, res.status === 101 ? "" : await res.text()).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  const client = new SyncClient(ws);
+  const client = new SyncClient(await openSocket(project, "/sync/v1", key));
   await client.waitFor((f) => f.type === "hello");
   return client;
 }
