@@ -288,6 +288,12 @@ describe("sync: resync", () => {
     const end = await c.waitFor((f) => f.type === "snapshot_end", 30_000);
     expect(end.cursor).toBe(resync.cursor);
     await c.waitFor((f) => f.type === "live", 30_000);
+    // Writes committed after the catch-up went live arrive through the change feed.
+    const { wal } = await admin<{ wal: { lastLsn: number } }>(p, "stats");
+    await c.waitFor(
+      (f) => (f.type === "changes" || f.type === "live") && Number(f.cursor) >= wal.lastLsn,
+      30_000,
+    );
     const after = c.changes();
     expect(after.length).toBeGreaterThan(0);
     expect(after.every((ch) => ch.lsn > Number(resync.cursor))).toBe(true);
