@@ -86,21 +86,51 @@ function resolve(row: WireRow, field: FieldRef, columns: ColumnLookup): Resolved
   return { value: JSON.stringify(found), kind: "json-value", json: found };
 }
 
-function likeRegex(pattern: string): RegExp {
-  let source = "";
+/** A LIKE pattern: `*` and `%` match any run, `_` one character, a backslash escapes the next. */
+type LikeToken = string | typeof LIKE_ONE | typeof LIKE_ANY;
+const LIKE_ONE = 1;
+const LIKE_ANY = 2;
+
+function likeTokens(pattern: string): LikeToken[] {
+  const tokens: LikeToken[] = [];
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
-    if (ch === "\\" && i + 1 < pattern.length) source += escapeRegex(pattern[++i]!);
-    else if (ch === "*" || ch === "%") source += "[\\s\\S]*";
-    else if (ch === "_") source += "[\\s\\S]";
-    else source += escapeRegex(ch);
+    if (ch === "\\" && i + 1 < pattern.length) tokens.push(pattern[++i]!);
+    else if (ch === "*" || ch === "%") {
+      if (tokens[tokens.length - 1] !== LIKE_ANY) tokens.push(LIKE_ANY);
+    } else if (ch === "_") tokens.push(LIKE_ONE);
+    else tokens.push(ch);
   }
-  // SQLite's LIKE folds case for ASCII letters only: the caller lower-cases both sides so.
-  return new RegExp(`^${source}$`, "");
+  return tokens;
 }
 
-function escapeRegex(ch: string): string {
-  return /[\\^$.*+?()[\]{}|/-]/.test(ch) ? `\\${ch}` : ch;
+/**
+ * Wildcard matching without backtracking blow-up: on a mismatch only the last `*` is
+ * retried one character further, so the cost is at most pattern × subject, never
+ * exponential (a regex of `[\s\S]*` runs took seconds on `*a*a*a*a*b` against 120 `a`s).
+ * It compares UTF-16 code units, as the regex it replaces did.
+ */
+function likeMatches(pattern: string, subject: string): boolean {
+  const t = likeTokens(pattern);
+  let p = 0;
+  let i = 0;
+  let starP = -1;
+  let starI = 0;
+  while (i < subject.length) {
+    const tok = t[p];
+    if (p < t.length && (tok === LIKE_ONE || tok === subject[i])) {
+      p++;
+      i++;
+    } else if (tok === LIKE_ANY) {
+      starP = p++;
+      starI = i;
+    } else if (starP >= 0) {
+      p = starP + 1;
+      i = ++starI;
+    } else return false;
+  }
+  while (t[p] === LIKE_ANY) p++;
+  return p === t.length;
 }
 
 /** SQLite's text of a REAL (`%!.15g`): whole numbers keep a ".0". */
@@ -189,8 +219,9 @@ function evaluateFilter(f: Filter, row: WireRow, columns: ColumnLookup): Truth {
       if (v === null) return null;
       // LIKE sees SQLite's text of the value: a float column's 2 is the REAL 2.0, "2.0".
       const subject = r.kind === "float" && typeof v === "number" ? realText(v) : textOf(v);
-      if (f.op === "like") return likeRegex(text).test(subject);
-      return likeRegex(asciiLower(text)).test(asciiLower(subject));
+      // SQLite's LIKE folds case for ASCII letters only: ilike lower-cases both sides so.
+      if (f.op === "like") return likeMatches(text, subject);
+      return likeMatches(asciiLower(text), asciiLower(subject));
     }
     const target = comparable(castValue(r.kind, text, f.field.column));
     if (v === null || target === null) return null;
