@@ -13,6 +13,7 @@ import { PRINCIPAL_HEADER, type Principal, TOKEN_HEADER } from "../shared/princi
 import { readJsonBody } from "../shared/rest/bodies.ts";
 import type { TableDef } from "../shared/schema.ts";
 import type { Env } from "../workers/env.ts";
+import { forgetGrant } from "../workers/oauth/grant-check.ts";
 import { prepareWrite } from "./cold/cold-read.ts";
 import { ColdStore } from "./cold/cold-store.ts";
 import { collectGarbage, compact } from "./cold/compact.ts";
@@ -431,6 +432,9 @@ export class ProjectDO extends DurableObject<Env> {
 
   /** Deletes every byte this object holds (project deletion). */
   async destroy(): Promise<void> {
+    this.restoreSockets();
+    this.realtime.closeAll("project deleted");
+    for (const ws of this.ctx.getWebSockets()) closeSafe(ws, 1000, "project deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
@@ -463,6 +467,8 @@ export class ProjectDO extends DurableObject<Env> {
     }
     try {
       const result = this.state.applySchema(schema);
+      this.restoreSockets();
+      this.realtime.schemaChanged();
       return { ok: true, applied: result.applied, version: result.version };
     } catch (err) {
       if (!(err instanceof HearthError)) throw err;
@@ -587,6 +593,8 @@ export class ProjectDO extends DurableObject<Env> {
 
   /** The gateway revoked an app's grant: its realtime channels and sync sockets close now. */
   async grantRevoked(grantId: string): Promise<number> {
+    // This isolate's grant cache must not answer "live" to a rejoin with the same token.
+    forgetGrant(grantId);
     this.restoreSockets();
     return this.realtime.revokeGrant(grantId) + this.sync.revokeGrant(grantId);
   }
@@ -709,6 +717,8 @@ export class ProjectDO extends DurableObject<Env> {
         }
         await this.promoteForSchema(body);
         const result = this.state.applySchema(body);
+        this.restoreSockets();
+        this.realtime.schemaChanged();
         return json(result, 200, requestId);
       }
       throw new HearthError(
@@ -748,7 +758,10 @@ export class ProjectDO extends DurableObject<Env> {
         },
         maxBodyBytes: this.maxBodyBytes(),
       };
-      return json(await importProject(ctx, request), 200, requestId);
+      const imported = await importProject(ctx, request);
+      this.restoreSockets();
+      this.realtime.schemaChanged();
+      return json(imported, 200, requestId);
     }
     if (path.startsWith("/realtime/v1/api/broadcast")) {
       this.restoreSockets();

@@ -615,3 +615,114 @@ describe("realtime: access ending mid-subscription, and limits", () => {
     expect(closed.reason).toContain("slow consumer");
   });
 });
+
+describe("realtime: channel isolation, schema changes and presence limits", () => {
+  it("a private and a public channel of one name share no broadcast and no presence", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const priv = await connectRealtime(p, p.serviceKey);
+    const pub = await connectRealtime(p, p.anonKey);
+    const pub2 = await connectRealtime(p, p.anonKey);
+    expect(
+      (await priv.join("room", { private: true, presence: { key: "boss", enabled: true } })).status,
+    ).toBe("ok");
+    expect((await pub.join("room", { presence: { key: "guest", enabled: true } })).status).toBe("ok");
+    expect((await pub2.join("room", { broadcast: { self: true } })).status).toBe("ok");
+    const t = priv.push(
+      "realtime:room",
+      "presence",
+      { type: "presence", event: "track", payload: { secret: 1 } },
+      "1",
+    );
+    expect((await priv.reply(t))[4].status).toBe("ok");
+    priv.push("realtime:room", "broadcast", { type: "broadcast", event: "secret", payload: {} }, "1");
+    pub.push("realtime:room", "broadcast", { type: "broadcast", event: "public", payload: {} }, "1");
+    // pub2 hears the public broadcast; by then the private one would have arrived too.
+    await pub2.waitFor((f) => f[3] === "broadcast" && f[4].event === "public");
+    expect(pub2.frames.some((f) => f[3] === "broadcast" && f[4].event === "secret")).toBe(false);
+    expect(pub.frames.some((f) => f[3] === "presence_diff")).toBe(false);
+    expect(priv.frames.some((f) => f[3] === "broadcast" && f[4].event === "public")).toBe(false);
+    const late = await connectRealtime(p, p.anonKey);
+    await late.join("room", { presence: { key: "late", enabled: true } });
+    expect((await late.waitFor((f) => f[3] === "presence_state"))[4]).toEqual({});
+    for (const c of [priv, pub, pub2, late]) c.close();
+  });
+
+  it("a member removed from the project loses its private channel at the next broadcast", async () => {
+    const owner = await signup(api, "rt-priv-owner");
+    const member = await signup(api, "rt-priv-member");
+    const res = await call("/v1/projects", { method: "POST", key: owner.accessToken, body: { name: "hq" } });
+    const p = (await res.json()) as TestProject;
+    const add = await call(`/v1/projects/${p.id}/members`, {
+      method: "POST",
+      key: owner.accessToken,
+      body: { email: member.email, role: "reader" },
+    });
+    expect(add.status).toBe(201);
+    const m = await connectRealtime(p, p.anonKey);
+    const boss = await connectRealtime(p, p.serviceKey);
+    expect((await m.join("hq", { private: true }, member.accessToken)).status).toBe("ok");
+    expect((await boss.join("hq", { private: true, broadcast: { ack: true } })).status).toBe("ok");
+    const removed = await call(`/v1/projects/${p.id}/members/${member.id}`, {
+      method: "DELETE",
+      key: owner.accessToken,
+    });
+    expect(removed.status).toBe(204);
+    const ref = boss.push("realtime:hq", "broadcast", { type: "broadcast", event: "plan", payload: {} }, "1");
+    await boss.reply(ref);
+    await m.waitFor((f) => f[2] === "realtime:hq" && f[3] === "phx_close");
+    expect(m.frames.some((f) => f[3] === "broadcast")).toBe(false);
+    m.close();
+    boss.close();
+  });
+
+  it("a schema change that breaks a channel's filter closes that channel only", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const filtered = await connectRealtime(p, p.anonKey);
+    const plain = await connectRealtime(p, p.anonKey);
+    await joinTodos(filtered, "f", [
+      { event: "*", schema: "public", table: "todos", filter: "status=eq.paid" },
+    ]);
+    await joinTodos(plain, "p", [{ event: "*", schema: "public", table: "todos" }]);
+    const { status: _drop, ...columns } = SCHEMA.tables.todos.columns;
+    const next = {
+      tables: { ...SCHEMA.tables, todos: { ...SCHEMA.tables.todos, columns } },
+      migrations: [{ op: "dropColumn", table: "todos", column: "status" }],
+    };
+    expect((await call(`${p.url}/schema`, { method: "PUT", key: p.serviceKey, body: next })).status).toBe(
+      200,
+    );
+    const closed = await filtered.waitFor(
+      (f) => f[2] === "realtime:f" && f[3] === "system" && f[4].status === "error",
+    );
+    expect(String(closed[4].message)).toContain("status");
+    await barrier(p, plain, "p", 1);
+    filtered.close();
+    plain.close();
+  });
+
+  it("refuses a presence state over 4 KiB, and sends presence_state before the first diff of a channel joined without presence", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const c = await connectRealtime(p, p.anonKey);
+    expect((await c.join("lobby", {})).status).toBe("ok");
+    const big = c.push(
+      "realtime:lobby",
+      "presence",
+      { type: "presence", event: "track", payload: { pad: "x".repeat(5000) } },
+      "1",
+    );
+    const refused = await c.reply(big);
+    expect(refused[4]).toMatchObject({ status: "error", response: { code: "HEARTH_REALTIME_LIMIT" } });
+    const ok = c.push(
+      "realtime:lobby",
+      "presence",
+      { type: "presence", event: "track", payload: { n: 1 } },
+      "1",
+    );
+    expect((await c.reply(ok))[4].status).toBe("ok");
+    const state = c.frames.findIndex((f) => f[3] === "presence_state");
+    const diff = c.frames.findIndex((f) => f[3] === "presence_diff");
+    expect(state).toBeGreaterThanOrEqual(0);
+    expect(diff).toBeGreaterThan(state);
+    c.close();
+  });
+});

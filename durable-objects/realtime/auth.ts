@@ -10,6 +10,7 @@ import type { Env } from "../../workers/env.ts";
 import type { SocketAuth } from "./sockets.ts";
 
 export const RECHECK_MS = 5_000;
+const RETRY_MS = 1_000;
 
 export class Authenticator {
   constructor(
@@ -44,13 +45,18 @@ export class Authenticator {
     );
   }
 
-  /** The token checked again (session, grant, membership): the fresh auth, or why it failed. */
+  /**
+   * The token checked again (session, grant, membership): the fresh auth, or why it failed.
+   * When the check itself fails (D1 unreachable) the previous answer stands until the next
+   * try, RETRY_MS later; the token's expiry and pushed revocations still apply meanwhile.
+   */
   async recheck(auth: SocketAuth): Promise<SocketAuth | string> {
     try {
       return await this.establish(auth.token);
     } catch (err) {
       if (err instanceof HearthError) return err.message;
-      throw err;
+      console.error("realtime: token recheck failed, retrying soon", err);
+      return { ...auth, checkedAt: Date.now() - RECHECK_MS + RETRY_MS };
     }
   }
 }

@@ -76,8 +76,11 @@ export async function broadcastHttp(
       status: principal.role === "anon" ? 401 : 403,
     });
   }
-  const delivered = messages.map((m) =>
-    hub.broadcastFromServer(topicOf(m.topic), m.event, m.payload ?? {}, m.private === true),
-  );
+  const delivered: number[] = [];
+  for (const m of messages) {
+    delivered.push(
+      await hub.broadcastFromServer(topicOf(m.topic), m.event, m.payload ?? {}, m.private === true),
+    );
+  }
   return respond(202, JSON.stringify({ delivered }), { "content-type": JSON_TYPE }, requestId);
 }

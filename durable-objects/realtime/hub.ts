@@ -3,16 +3,13 @@
  * WAL, broadcast and presence. Invariants:
  * - Who writes: the ProjectDO's WebSocket handlers and its change feed; one frame at a time.
  * - What survives eviction: sockets (hibernation) and their channels (`_hearth_sockets`,
- *   see sockets.ts); nothing is lost but the heartbeat clock, which restarts.
+ *   see socket-table.ts); the silence clock goes on from the attachment's last-seen time.
  * - Delivery: at most once, in LSN order per socket; every event is re-checked against the
  *   subscriber's current token, policy and grant before it is sent.
  */
 import { HearthError } from "../../shared/errors.ts";
-import { matches } from "../../shared/rest/evaluate.ts";
 import type { SchemaIndex } from "../schema-index.ts";
 import type { WalEntry } from "../wal.ts";
-import type { Authenticator } from "./auth.ts";
-import { columnLookup, pgColumns, type VisibleChange, visibleChange } from "./changes.ts";
 import {
   type Channel,
   type ChannelState,
@@ -20,148 +17,34 @@ import {
   JoinPayloadSchema,
   mayJoinPrivate,
 } from "./channel.ts";
+import { fanOutChange } from "./fanout.ts";
 import { decodeFrame, encodeFrame, type Frame, replyFrame } from "./phoenix.ts";
 import { leaveDiff, presenceState, trackDiff } from "./presence.ts";
 import type { SocketHub } from "./socket-hub.ts";
-import { CLOSE, closeSafe, type SocketAuth, type SocketStore, sendSafe } from "./sockets.ts";
+import { errorResponse, frameHead, type RtSocket, SEEN_EVERY_MS, SocketTable } from "./socket-table.ts";
+import { CLOSE, type SocketAuth } from "./sockets.ts";
 
-export interface RealtimeLimits {
-  channelsPerSocket: number;
-  frameBytes: number;
-  /** bytes sent to a socket between two of its frames (heartbeats come every 25 s) */
-  unreadBytes: number;
-  heartbeatTimeoutMs: number;
-}
+export { DEFAULT_REALTIME_LIMITS, type RealtimeHost, type RealtimeLimits } from "./socket-table.ts";
 
-export const DEFAULT_REALTIME_LIMITS: RealtimeLimits = {
-  channelsPerSocket: 100,
-  frameBytes: 256 * 1024,
-  unreadBytes: 64 * 1024 * 1024,
-  heartbeatTimeoutMs: 60_000,
-};
-
-interface RtSocket {
-  id: string;
-  ws: WebSocket;
-  auth: SocketAuth;
-  channels: Map<string, Channel>;
-  lastSeen: number;
-  sentSinceSeen: number;
-}
-
-interface StoredSocket {
-  auth: SocketAuth;
-  channels: ChannelState[];
-}
-
-export interface RealtimeHost {
-  store: SocketStore;
-  auth: Authenticator;
-  schema(): SchemaIndex | null;
-  limits: RealtimeLimits;
-}
-
-/** A refusal as a reply's `response`: realtime-js shows `reason`; `code` and `status` are REST's. */
-function errorResponse(err: unknown): { reason: string; code?: string; status?: number } {
-  if (err instanceof HearthError) return { reason: err.message, code: err.code, status: err.status };
-  return { reason: "Internal error" };
-}
-
-const principalKeys = new WeakMap<SocketAuth, string>();
-
-/** Subscribers with equal principals see the same rows: one visibility answer per key. */
-function principalKey(auth: SocketAuth): string {
-  let key = principalKeys.get(auth);
-  if (key === undefined) {
-    key = JSON.stringify(auth.principal);
-    principalKeys.set(auth, key);
-  }
-  return key;
-}
-
-/** join_ref, ref and topic of a frame too large to parse, read off its first bytes. */
-function frameHead(text: string): { joinRef: string | null; ref: string | null; topic: string } | null {
-  const m = /^\[\s*(null|"[^"\\]{0,64}")\s*,\s*(null|"[^"\\]{0,64}")\s*,\s*"([^"\\]{1,512})"/.exec(
-    text.slice(0, 1024),
-  );
-  if (!m) return null;
-  const str = (v: string) => (v === "null" ? null : v.slice(1, -1));
-  return { joinRef: str(m[1]!), ref: str(m[2]!), topic: m[3]! };
-}
-
-export class RealtimeHub implements SocketHub {
-  private readonly sockets = new Map<WebSocket, RtSocket>();
+export class RealtimeHub extends SocketTable implements SocketHub {
   private refCounter = 0;
 
-  constructor(private readonly host: RealtimeHost) {}
-
-  get active(): boolean {
-    return this.sockets.size > 0;
-  }
-
-  /** A socket just accepted. */
-  open(ws: WebSocket, id: string, auth: SocketAuth, _url?: URL): void {
-    const s: RtSocket = { id, ws, auth, channels: new Map(), lastSeen: Date.now(), sentSinceSeen: 0 };
-    this.sockets.set(ws, s);
-    this.persist(s);
-  }
-
-  /** A socket the runtime kept while this object was evicted: its state comes back from storage. */
-  restore(ws: WebSocket, id: string): void {
-    const stored = this.host.store.load(id) as StoredSocket | undefined;
-    if (!stored) {
-      closeSafe(ws, 1011, "state lost");
-      return;
-    }
-    const s: RtSocket = {
-      id,
-      ws,
-      auth: stored.auth,
-      channels: new Map(),
-      lastSeen: Date.now(),
-      sentSinceSeen: 0,
-    };
-    for (const state of stored.channels) {
-      try {
-        s.channels.set(state.topic, { ...state, compiled: compileBindings(this.host.schema(), state) });
-      } catch {
-        this.send(s, encodeFrame(state.joinRef, null, state.topic, "phx_error", {}));
-      }
-    }
-    this.sockets.set(ws, s);
-  }
-
-  close(ws: WebSocket): void {
-    const s = this.sockets.get(ws);
-    if (!s) return;
-    this.sockets.delete(ws);
-    for (const ch of s.channels.values()) if (ch.tracked) this.presenceLeave(s, ch);
-    this.host.store.remove(s.id);
-  }
-
-  private persist(s: RtSocket): void {
-    const channels: ChannelState[] = [...s.channels.values()].map(({ compiled: _, ...state }) => state);
-    this.host.store.save(s.id, "realtime", { auth: s.auth, channels } satisfies StoredSocket);
-  }
-
-  private send(s: RtSocket, frame: string): void {
-    s.sentSinceSeen += frame.length;
-    if (s.sentSinceSeen > this.host.limits.unreadBytes) {
-      this.drop(s, CLOSE.slowConsumer, "slow consumer: too much unread data since the last heartbeat");
-      return;
-    }
-    if (!sendSafe(s.ws, frame)) this.close(s.ws);
-  }
-
-  private drop(s: RtSocket, code: number, reason: string): void {
-    this.close(s.ws);
-    closeSafe(s.ws, code, reason);
+  protected closed(s: RtSocket): void {
+    for (const ch of s.channels.values()) if (ch.tracked) this.presenceLeave(ch);
   }
 
   async message(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     const s = this.sockets.get(ws);
     if (!s) return;
-    s.lastSeen = Date.now();
+    const now = Date.now();
+    if (now - s.lastSeen >= SEEN_EVERY_MS) {
+      try {
+        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), seen: now });
+      } catch {
+        // closing: nothing to keep
+      }
+    }
+    s.lastSeen = now;
     s.sentSinceSeen = 0;
     const size = typeof data === "string" ? data.length : data.byteLength;
     if (size > this.host.limits.frameBytes) {
@@ -237,8 +120,10 @@ export class RealtimeHub implements SocketHub {
         `A socket may join at most ${this.host.limits.channelsPerSocket} channels`,
       );
     }
-    // The anon key as a token means "no user": the socket's own credential stands.
-    const auth = token && token !== s.auth.token ? await this.host.auth.establish(token) : s.auth;
+    // No token (or the socket's own): the socket's credential stands, checked again if due.
+    const auth =
+      token && token !== s.auth.token ? await this.host.auth.establish(token) : await this.fresh(s);
+    if (!this.alive(s)) return;
     const state: ChannelState = {
       topic: frame.topic,
       joinRef: frame.joinRef,
@@ -261,9 +146,14 @@ export class RealtimeHub implements SocketHub {
       );
     }
     const compiled = compileBindings(this.host.schema(), state);
-    if (existing) this.leave(s, existing);
-    s.channels.set(frame.topic, { ...state, compiled });
-    this.persist(s);
+    this.commit(s, () => {
+      s.channels.set(frame.topic, { ...state, compiled });
+      return () => {
+        if (existing) s.channels.set(frame.topic, existing);
+        else s.channels.delete(frame.topic);
+      };
+    });
+    if (existing?.tracked) this.presenceLeave(existing);
     const echo = compiled.map((b) => ({ ...b.request, id: b.id }));
     this.send(s, replyFrame(frame, "ok", { postgres_changes: echo }));
     if (compiled.length > 0) {
@@ -280,15 +170,35 @@ export class RealtimeHub implements SocketHub {
     if (state.presence) {
       this.send(
         s,
-        encodeFrame(frame.joinRef, null, frame.topic, "presence_state", this.presenceOf(frame.topic)),
+        encodeFrame(
+          frame.joinRef,
+          null,
+          frame.topic,
+          "presence_state",
+          this.presenceOf(frame.topic, state.private),
+        ),
       );
     }
   }
 
   private leave(s: RtSocket, ch: Channel): void {
-    if (ch.tracked) this.presenceLeave(s, ch);
+    if (ch.tracked) this.presenceLeave(ch);
     s.channels.delete(ch.topic);
-    this.persist(s);
+    if (this.alive(s)) this.persist(s);
+  }
+
+  /**
+   * The socket's own credential, checked now if it is due (expiry, revoked key; session,
+   * grant and membership every RECHECK_MS). Throws the refusal.
+   */
+  private async fresh(s: RtSocket): Promise<SocketAuth> {
+    const why = this.host.auth.invalidNow(s.auth, Date.now());
+    if (why !== null) throw new HearthError("PGRST301", why);
+    if (!this.host.auth.needsRecheck(s.auth, Date.now())) return s.auth;
+    const r = await this.host.auth.recheck(s.auth);
+    if (typeof r === "string") throw new HearthError("PGRST301", r);
+    s.auth = r;
+    return r;
   }
 
   /** Closes one channel of a socket, telling the client why (token expired, grant revoked...). */
@@ -310,83 +220,117 @@ export class RealtimeHub implements SocketHub {
     const token = frame.payload.access_token;
     if (typeof token !== "string" || token === "" || token === ch.auth.token) return;
     try {
-      ch.auth = await this.host.auth.establish(token);
-      ch.compiled = compileBindings(this.host.schema(), ch);
+      const auth = await this.host.auth.establish(token);
+      if (!this.alive(s) || s.channels.get(ch.topic) !== ch) return;
+      this.authorize(ch, auth);
       this.persist(s);
     } catch (err) {
-      this.expel(s, ch, errorResponse(err).reason);
+      if (this.alive(s) && s.channels.get(ch.topic) === ch) this.expel(s, ch, errorResponse(err).reason);
     }
   }
 
-  private topicMembers(topic: string): [RtSocket, Channel][] {
-    const out: [RtSocket, Channel][] = [];
-    for (const s of this.sockets.values()) {
-      const ch = s.channels.get(topic);
-      if (ch) out.push([s, ch]);
+  /** A channel's auth replaced (recheck, new token): what it may read and join, checked again. */
+  private authorize(ch: Channel, auth: SocketAuth): void {
+    const next = { ...ch, auth };
+    if (next.private && !mayJoinPrivate(auth)) {
+      throw new HearthError(
+        "42501",
+        "Unauthorized: a private channel needs the service key or a project member",
+        {
+          status: 403,
+        },
+      );
     }
-    return out;
+    const compiled = compileBindings(this.host.schema(), next);
+    ch.auth = auth;
+    ch.compiled = compiled;
   }
 
-  private broadcast(s: RtSocket, ch: Channel, frame: Frame): void {
+  private async broadcast(s: RtSocket, ch: Channel, frame: Frame): Promise<void> {
     const p = frame.payload;
     if (typeof p.event !== "string")
       throw new HearthError("HEARTH_BAD_FRAME", "A broadcast needs an event name");
+    // Sender and receivers must still be allowed (a member removed, a token expired).
+    await this.refresh(Date.now());
+    if (!this.alive(s) || s.channels.get(ch.topic) !== ch) return;
     const out = encodeFrame(null, null, ch.topic, "broadcast", {
       type: "broadcast",
       event: p.event,
       payload: p.payload ?? {},
     });
-    for (const [other, och] of this.topicMembers(ch.topic)) {
+    for (const [other] of this.topicMembers(ch.topic, ch.private)) {
       if (other === s && !ch.self) continue;
-      if (this.host.auth.invalidNow(och.auth, Date.now()) === null) this.send(other, out);
+      this.send(other, out);
     }
     if (ch.ack && frame.ref !== null) this.send(s, replyFrame(frame, "ok", {}));
   }
 
   /** The HTTP broadcast API (`POST /realtime/v1/api/broadcast`): to every joined socket. */
-  broadcastFromServer(topic: string, event: string, payload: unknown, privateOnly: boolean): number {
+  async broadcastFromServer(topic: string, event: string, payload: unknown, priv: boolean): Promise<number> {
+    await this.refresh(Date.now());
     const out = encodeFrame(null, null, topic, "broadcast", { type: "broadcast", event, payload });
-    let n = 0;
-    for (const [s, ch] of this.topicMembers(topic)) {
-      if (ch.private !== privateOnly) continue;
-      this.send(s, out);
-      n++;
-    }
-    return n;
+    const members = this.topicMembers(topic, priv);
+    for (const [s] of members) this.send(s, out);
+    return members.length;
   }
 
-  private presenceOf(topic: string) {
-    return presenceState(this.topicMembers(topic).map(([, ch]) => ch.tracked));
+  private presenceOf(topic: string, priv: boolean) {
+    return presenceState(this.topicMembers(topic, priv).map(([, ch]) => ch.tracked));
   }
 
-  private presence(s: RtSocket, ch: Channel, frame: Frame): void {
+  private async presence(s: RtSocket, ch: Channel, frame: Frame): Promise<void> {
     const p = frame.payload;
+    if (p.event !== "track" && p.event !== "untrack") {
+      throw new HearthError("HEARTH_BAD_FRAME", 'A presence frame\'s event is "track" or "untrack"');
+    }
+    await this.refresh(Date.now());
+    if (!this.alive(s) || s.channels.get(ch.topic) !== ch) return;
     if (p.event === "track") {
       const meta = p.payload && typeof p.payload === "object" && !Array.isArray(p.payload) ? p.payload : {};
-      if (ch.tracked) this.presenceLeave(s, ch);
-      ch.tracked = { key: ch.presenceKey, ref: this.nextRef(), meta: meta as Record<string, unknown> };
+      const size = JSON.stringify(meta).length;
+      if (size > this.host.limits.presenceBytes) {
+        throw new HearthError(
+          "HEARTH_REALTIME_LIMIT",
+          `A presence state of ${size} bytes is over the limit of ${this.host.limits.presenceBytes}`,
+        );
+      }
+      // A channel joined without presence still gets the state before any diff (realtime-js
+      // queues diffs that come before it).
+      if (!ch.presence) {
+        ch.presence = true;
+        this.send(
+          s,
+          encodeFrame(ch.joinRef, null, ch.topic, "presence_state", this.presenceOf(ch.topic, ch.private)),
+        );
+      }
+      const before = ch.tracked;
+      const tracked = { key: ch.presenceKey, ref: this.nextRef(), meta: meta as Record<string, unknown> };
+      this.commit(s, () => {
+        ch.tracked = tracked;
+        return () => {
+          ch.tracked = before;
+        };
+      });
+      if (before) this.fanPresence(ch, leaveDiff(before));
+      this.fanPresence(ch, trackDiff(tracked));
+    } else if (ch.tracked) {
+      this.presenceLeave(ch);
       this.persist(s);
-      this.fanPresence(ch.topic, trackDiff(ch.tracked));
-    } else if (p.event === "untrack") {
-      if (ch.tracked) this.presenceLeave(s, ch);
-      this.persist(s);
-    } else {
-      throw new HearthError("HEARTH_BAD_FRAME", 'A presence frame\'s event is "track" or "untrack"');
     }
     this.send(s, replyFrame(frame, "ok", {}));
   }
 
-  private presenceLeave(_s: RtSocket, ch: Channel): void {
+  private presenceLeave(ch: Channel): void {
     const left = ch.tracked;
     if (!left) return;
     ch.tracked = null;
-    this.fanPresence(ch.topic, leaveDiff(left));
+    this.fanPresence(ch, leaveDiff(left));
   }
 
-  private fanPresence(topic: string, diff: unknown): void {
-    for (const [s, ch] of this.topicMembers(topic)) {
+  private fanPresence(from: Channel, diff: unknown): void {
+    for (const [s, ch] of this.topicMembers(from.topic, from.private)) {
       if (ch.presence || ch.tracked)
-        this.send(s, encodeFrame(ch.joinRef, null, topic, "presence_diff", diff));
+        this.send(s, encodeFrame(ch.joinRef, null, ch.topic, "presence_diff", diff));
     }
   }
 
@@ -395,21 +339,14 @@ export class RealtimeHub implements SocketHub {
     return `F${Date.now().toString(36)}${this.refCounter.toString(36)}`;
   }
 
-  /** Sockets silent past the heartbeat timeout are closed (their presence leaves). */
-  sweep(now: number): void {
-    for (const s of [...this.sockets.values()]) {
-      if (now - s.lastSeen > this.host.limits.heartbeatTimeoutMs) {
-        this.drop(s, CLOSE.heartbeatTimeout, "heartbeat timeout");
-      }
-    }
-  }
-
   /** Before events go out: tokens of account and app principals checked again (D1, cached). */
   async refresh(now: number): Promise<void> {
     const stale = new Map<string, SocketAuth>();
-    for (const s of this.sockets.values()) {
-      for (const ch of s.channels.values()) {
-        if (this.host.auth.needsRecheck(ch.auth, now)) stale.set(ch.auth.token, ch.auth);
+    for (const s of [...this.sockets.values()]) {
+      for (const ch of [...s.channels.values()]) {
+        const why = this.host.auth.invalidNow(ch.auth, now);
+        if (why !== null) this.expel(s, ch, why);
+        else if (this.host.auth.needsRecheck(ch.auth, now)) stale.set(ch.auth.token, ch.auth);
       }
     }
     if (stale.size === 0) return;
@@ -425,14 +362,15 @@ export class RealtimeHub implements SocketHub {
           this.expel(s, ch, r);
           continue;
         }
-        ch.auth = r;
-        // Still allowed to read what it subscribed to? (a member removed, a role changed)
+        // Still allowed to read what it subscribed to, and to be in a private channel?
         try {
-          ch.compiled = compileBindings(this.host.schema(), ch);
+          this.authorize(ch, r);
         } catch (err) {
           this.expel(s, ch, errorResponse(err).reason);
         }
       }
+      const r = results.get(s.auth.token);
+      if (r !== undefined && typeof r !== "string") s.auth = r;
     }
   }
 
@@ -457,9 +395,25 @@ export class RealtimeHub implements SocketHub {
     return n;
   }
 
+  /** The schema changed: every channel's bindings are compiled again; those that no longer can close. */
+  schemaChanged(): void {
+    for (const s of [...this.sockets.values()]) {
+      for (const ch of [...s.channels.values()]) {
+        try {
+          ch.compiled = compileBindings(this.host.schema(), ch);
+        } catch (err) {
+          this.expel(s, ch, `The schema changed: ${errorResponse(err).reason}`);
+        }
+      }
+    }
+  }
+
   /** Membership or keys changed: every account token is checked again before the next event. */
   recheckAll(): void {
-    for (const s of this.sockets.values()) for (const ch of s.channels.values()) ch.auth.checkedAt = 0;
+    for (const s of this.sockets.values()) {
+      s.auth.checkedAt = 0;
+      for (const ch of s.channels.values()) ch.auth.checkedAt = 0;
+    }
   }
 
   /** postgres_changes for a batch of committed WAL entries, in LSN order. */
@@ -472,55 +426,13 @@ export class RealtimeHub implements SocketHub {
         if (why !== null) this.expel(s, ch, why);
       }
     }
-    for (const entry of entries) this.deliverOne(entry, schema);
-  }
-
-  private deliverOne(entry: WalEntry, schema: SchemaIndex): void {
-    const table = schema.tables.get(entry.table);
-    if (!table) return;
-    const lookup = columnLookup(table);
-    // One visibility answer and one serialized payload per distinct principal.
-    const byPrincipal = new Map<string, { change: VisibleChange | null; data: string | null }>();
-    let columns: string | null = null;
-    for (const s of this.sockets.values()) {
-      for (const ch of s.channels.values()) {
-        if (ch.compiled.length === 0) continue;
-        const candidates = ch.compiled.filter((b) => b.table === null || b.table === table.name);
-        if (candidates.length === 0) continue;
-        const pkey = principalKey(ch.auth);
-        let seen = byPrincipal.get(pkey);
-        if (!seen) {
-          const change = visibleChange(ch.auth.principal, table, entry);
-          seen = { change, data: null };
-          byPrincipal.set(pkey, seen);
-        }
-        const change = seen.change;
-        if (!change) continue;
-        const row = change.type === "DELETE" ? change.old! : change.record!;
-        const ids: number[] = [];
-        for (const b of candidates) {
-          if (b.event !== "*" && b.event !== change.type) continue;
-          if (b.conditions.length > 0 && !matches(b.conditions, row, lookup)) continue;
-          ids.push(b.id);
-        }
-        if (ids.length === 0) continue;
-        columns ??= JSON.stringify(pgColumns(table));
-        seen.data ??= JSON.stringify({
-          schema: "public",
-          table: table.name,
-          commit_timestamp: new Date(entry.ts).toISOString(),
-          type: change.type,
-          record: change.record ?? {},
-          old_record: change.old ?? {},
-          errors: null,
-          lsn: entry.lsn,
-        });
-        const data = `${seen.data.slice(0, -1)},"columns":${columns}}`;
-        this.send(
-          s,
-          `[null,null,${JSON.stringify(ch.topic)},"postgres_changes",{"ids":${JSON.stringify(ids)},"data":${data}}]`,
-        );
-      }
-    }
+    const sink = {
+      send: (s: RtSocket, _ch: Channel, frame: string) => this.send(s, frame),
+      broken: (s: RtSocket, ch: Channel, err: HearthError) => {
+        if (this.alive(s) && s.channels.get(ch.topic) === ch)
+          this.expel(s, ch, `The filter fails: ${err.message}`);
+      },
+    };
+    for (const entry of entries) fanOutChange(entry, schema, this.subscribers(), sink);
   }
 }

@@ -51,7 +51,7 @@ function decodeBinary(buffer: ArrayBuffer): Frame {
     if (!topic || !event) throw badFrame("kind 3 needs a topic and an event");
     let payload: unknown;
     if (encoding === 1) payload = rest.length === 0 ? null : JSON.parse(decoder.decode(rest));
-    else payload = { base64: btoa(String.fromCharCode(...rest)) };
+    else payload = { base64: base64(rest) };
     return {
       joinRef: joinRef || null,
       ref: ref || null,
@@ -63,6 +63,13 @@ function decodeBinary(buffer: ArrayBuffer): Frame {
     if (err instanceof HearthError) throw err;
     throw badFrame("the frame is not valid UTF-8 or JSON");
   }
+}
+
+/** Base64 of any length (spreading a large array into fromCharCode overflows the stack). */
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(text);
 }
 
 export function decodeFrame(data: string | ArrayBuffer): Frame {
