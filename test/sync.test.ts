@@ -7,6 +7,7 @@ import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
+import { archiveKey, loadArchive, restoreArchive, saveArchive } from "../durable-objects/sync/archive.ts";
 import type { SyncHub } from "../durable-objects/sync/hub.ts";
 import { trimWal, walFloor } from "../durable-objects/sync/retention.ts";
 import { readWal, type WalEntry } from "../durable-objects/wal.ts";
@@ -23,7 +24,7 @@ import {
 } from "./helpers/oauth.ts";
 import { applyAll, type Change, connectSync, type SyncClient } from "./helpers/sync.ts";
 
-const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO> };
+const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO>; BUCKET: R2Bucket };
 
 const SCHEMA = {
   tables: {
@@ -59,6 +60,19 @@ async function walAfter(p: TestProject, after: number): Promise<WalEntry[]> {
 async function setLimits(p: TestProject, limits: Partial<SyncHub["limits"]>): Promise<void> {
   await runInDurableObject(stubOf(p), (instance) => {
     Object.assign((instance as unknown as { sync: SyncHub }).sync.limits, limits);
+  });
+}
+
+function hubOf(instance: unknown): SyncHub {
+  return (instance as { sync: SyncHub }).sync;
+}
+
+/** Trims the whole WAL at the next flush's rule (every change old enough to go). */
+async function trimAll(p: TestProject): Promise<void> {
+  await runInDurableObject(stubOf(p), (_i, state) => {
+    const sql = state.storage.sql;
+    const last = Number(sql.exec("SELECT max(lsn) AS l FROM _hearth_wal").one().l);
+    trimWal(sql, { changes: 0, ms: 0 }, last, Date.now());
   });
 }
 
@@ -243,26 +257,159 @@ describe("sync: WAL retention", () => {
     c.close();
   });
 
-  it("prunes push records with the WAL, keeping each client's newest for the order rule", async () => {
+  it("answers a mutation whose record was pruned with the WAL 'expired', never applying it again", async () => {
     const p = await projectWithSchema(SCHEMA);
-    const c = await connectSync(p, p.anonKey);
-    const m = (id: number) => ({ id, op: "insert", table: "todos", row: { id } });
-    await c.push("k", [m(1), m(2)]);
-    await c.push("j", [m(3)]);
-    await runInDurableObject(stubOf(p), (_i, state) => {
-      trimWal(state.storage.sql, { changes: 0, ms: 0 }, 3, Date.now());
+    const alice = await account(`alice-${crypto.randomUUID()}`);
+    const c = await connectSync(p, alice);
+    // Notes get their key from the server: an insert sent twice would be two rows.
+    const note = (id: number, body: string) => ({ id, op: "insert", table: "notes", row: { body } });
+    // Both applied, and (say) both answers lost.
+    const first = await c.push("phone", [note(5, "a"), note(6, "b")]);
+    expect(first.map((r) => r.status)).toEqual(["applied", "applied"]);
+    expect((await c.push("laptop", [note(1, "c")]))[0]).toMatchObject({ status: "applied" });
+    // The client stays away past the retention: a flush's trim prunes record 5 and keeps
+    // each writer's newest (6, and the laptop's 1).
+    await trimAll(p);
+    const again = await c.push("phone", [note(5, "a"), note(6, "b")]);
+    expect(again[0]).toMatchObject({
+      id: 5,
+      status: "expired",
+      error: { code: "HEARTH_SYNC_MUTATION_EXPIRED", hint: expect.stringContaining("do not send it again") },
     });
-    const [one, two, three] = [
-      (await c.push("k", [m(1)]))[0],
-      (await c.push("k", [m(2)]))[0],
-      (await c.push("j", [m(3)]))[0],
-    ];
-    // Mutation 1's record went with the WAL: it is refused, not applied a second time.
-    expect(one).toMatchObject({ status: "rejected", error: { code: "HEARTH_SYNC_MUTATION_ORDER" } });
-    expect(two).toMatchObject({ status: "duplicate" });
-    expect(three).toMatchObject({ status: "duplicate" });
-    expect(await table(p, "/todos?select=id&order=id")).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }]);
+    expect(again[0]).not.toHaveProperty("lsn");
+    expect(again[1]).toMatchObject({ id: 6, status: "duplicate", lsn: first[1]!.lsn });
+    expect((await c.push("laptop", [note(1, "c")]))[0]).toMatchObject({ status: "duplicate" });
+    // At or below the pruned id: expired. Above it without a record: never decided (order).
+    expect((await c.push("phone", [note(2, "x")]))[0]).toMatchObject({ status: "expired" });
+    expect((await c.push("phone", [note(9, "d")]))[0]).toMatchObject({ status: "applied" });
+    expect((await c.push("phone", [note(7, "y")]))[0]).toMatchObject({
+      status: "rejected",
+      error: { code: "HEARTH_SYNC_MUTATION_ORDER", hint: expect.stringContaining("above 9") },
+    });
+    expect((await table(p, "/notes?select=body&order=body")).map((r) => r.body)).toEqual([
+      "a",
+      "b",
+      "c",
+      "d",
+    ]);
     c.close();
+  });
+
+  it("moves a ledger of the first version (client id alone) aside, its ids answered 'expired' to everyone", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    await runInDurableObject(stubOf(p), (_i, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`CREATE TABLE _hearth_sync_mutations (
+        client_id TEXT NOT NULL, mutation_id INTEGER NOT NULL, status TEXT NOT NULL, lsn INTEGER,
+        error TEXT, ts INTEGER NOT NULL, at_lsn INTEGER NOT NULL, PRIMARY KEY (client_id, mutation_id)
+      ) WITHOUT ROWID`);
+      sql.exec("INSERT INTO _hearth_sync_mutations VALUES ('old', 5, 'applied', 1, NULL, ?, 1)", Date.now());
+    });
+    const alice = await account(`alice-${crypto.randomUUID()}`);
+    const c = await connectSync(p, p.anonKey);
+    const a = await connectSync(p, alice);
+    const m = (id: number) => ({ id, op: "insert", table: "todos", row: { id } });
+    expect((await c.push("old", [m(5), m(6)])).map((r) => r.status)).toEqual(["expired", "applied"]);
+    expect((await a.push("old", [m(3), m(7)])).map((r) => r.status)).toEqual(["expired", "applied"]);
+    expect(await table(p, "/todos?select=id&order=id")).toEqual([{ id: 6 }, { id: 7 }]);
+    const cols = await runInDurableObject(stubOf(p), (_i, state) =>
+      state.storage.sql
+        .exec("SELECT name FROM pragma_table_info('_hearth_sync_mutations')")
+        .toArray()
+        .map((r) => r.name),
+    );
+    expect(cols).toContain("owner");
+    c.close();
+    a.close();
+  });
+});
+
+describe("sync: freeze archive", () => {
+  it("keeps at most its budget: the newest WAL entries, and the newest records (older ones answer 'expired')", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const alice = await account(`alice-${crypto.randomUUID()}`);
+    const c = await connectSync(p, p.anonKey);
+    const a = await connectSync(p, alice);
+    const m = (id: number) => ({ id, op: "insert", table: "todos", row: { id, title: "x".repeat(1000) } });
+    const results = await c.push(
+      "k",
+      Array.from({ length: 20 }, (_, i) => m(i + 1)),
+    );
+    expect(results.every((r) => r.status === "applied")).toBe(true);
+    const hers = (await a.push("k", [m(21)]))[0]!;
+    const wal = await walAfter(p, 0);
+    expect(wal).toHaveLength(21);
+    const budget = { walBytes: 5_000, ledgerBytes: 400, clientBytes: 10_000 };
+    const archive = await runInDurableObject(stubOf(p), async (_i, state) => {
+      await saveArchive(testEnv.BUCKET, state.storage.sql, p.id, budget);
+      return loadArchive(testEnv.BUCKET, p.id);
+    });
+    expect(archive).not.toBeNull();
+    const kept = archive!.wal.map((w) => Number(w[0]));
+    // A suffix of the WAL, within the budget, and not all of it.
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(wal.length);
+    expect(kept).toEqual(wal.slice(wal.length - kept.length).map((e) => e.lsn));
+    const lineBytes = (tag: string, rows: unknown[][]) =>
+      rows.reduce((n, r) => n + JSON.stringify([tag, ...r]).length + 1, 0);
+    expect(lineBytes("w", archive!.wal)).toBeLessThanOrEqual(budget.walBytes);
+    expect(lineBytes("m", archive!.mutations)).toBeLessThanOrEqual(budget.ledgerBytes);
+    expect(archive!.mutations.length).toBeLessThan(21);
+    expect(archive!.lastLsn).toBe(wal.at(-1)!.lsn);
+    // What a wake does with it: the storage emptied, the archive put back.
+    await runInDurableObject(stubOf(p), (_i, state) => {
+      const sql = state.storage.sql;
+      state.storage.transactionSync(() => {
+        for (const t of ["_hearth_wal", "_hearth_sync_mutations", "_hearth_sync_clients"])
+          sql.exec(`DELETE FROM ${t}`);
+        restoreArchive(sql, archive!);
+      });
+    });
+    // Folded records answer "expired", kept ones as before; each writer keeps its own.
+    const again = await c.push("k", [m(1), m(20)]);
+    expect(again.map((r) => r.status)).toEqual(["expired", "duplicate"]);
+    expect(again[1]!.lsn).toBe(results[19]!.lsn);
+    expect((await a.push("k", [m(21)]))[0]).toMatchObject({ status: "duplicate", lsn: hers.lsn });
+    expect((await c.push("k", [m(22)]))[0]).toMatchObject({ status: "applied" });
+    // A cursor the archive reaches catches up; an older one resyncs.
+    const first = kept[0]!;
+    const d = await connectSync(p, p.anonKey);
+    const from = d.frames.length;
+    await d.pull(first - 1, ["todos"]);
+    expect(d.frames[from]).toMatchObject({ type: "catchup" });
+    const at = d.frames.length;
+    await d.pull(first - 2, ["todos"]);
+    expect(d.frames[at]).toMatchObject({ type: "resync", reason: "cursor_too_old" });
+    c.close();
+    a.close();
+    d.close();
+  });
+
+  it("reads an archive of the first format: its WAL, and its records as 'expired' to everyone", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const v1 = {
+      format: 1,
+      projectId: p.id,
+      lastLsn: 9,
+      tx: 4,
+      wal: [[9, 4, 1_700_000_000_000, "todos", "INSERT", "[1]", '{"id":1}', null]],
+      mutations: [
+        ["old", 3, "applied", 9, null, 1_700_000_000_000, 9],
+        ["old", 8, "rejected", null, '{"code":"42501"}', 1_700_000_000_001, 9],
+      ],
+    };
+    const gz = await new Response(
+      new Blob([JSON.stringify(v1)]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
+    await testEnv.BUCKET.put(archiveKey(p.id), gz);
+    const archive = await runInDurableObject(stubOf(p), () => loadArchive(testEnv.BUCKET, p.id));
+    expect(archive).toMatchObject({
+      lastLsn: 9,
+      tx: 4,
+      wal: v1.wal,
+      mutations: [],
+      clients: [["*", "old", 8, 8, 1_700_000_000_001]],
+    });
   });
 });
 
@@ -363,6 +510,41 @@ describe("sync: push", () => {
     ]);
     expect(wal[0]!.lsn).toBe(first!.lsn);
     e.close();
+  });
+
+  it("keeps one ledger per writer: the same client id of another principal is another writer", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const aliceId = `alice-${crypto.randomUUID()}`;
+    const alice = await account(aliceId);
+    const bob = await account(`bob-${crypto.randomUUID()}`);
+    const [a, b, anon] = [
+      await connectSync(p, alice),
+      await connectSync(p, bob),
+      await connectSync(p, p.anonKey),
+    ];
+    const m = (id: number, row: number) => ({ id, op: "insert", table: "todos", row: { id: row } });
+    const [mine] = await a.push("web", [m(1, 1)]);
+    expect(mine).toMatchObject({ status: "applied" });
+    // Bob's mutation 1 of "web" is his own: applied, not alice's duplicate.
+    const [his] = await b.push("web", [m(1, 2)]);
+    expect(his).toMatchObject({ status: "applied" });
+    expect(his!.lsn).not.toBe(mine!.lsn);
+    // Alice's rejection is not handed to bob.
+    const [denied] = await a.push("web", [{ id: 2, op: "insert", table: "secrets", row: { id: 1 } }]);
+    expect(denied).toMatchObject({ status: "rejected", error: { code: "42501" } });
+    expect((await b.push("web", [m(2, 3)]))[0]).toMatchObject({ status: "applied" });
+    // The anon key cannot burn alice's ids by pushing a huge id for her client id.
+    expect((await anon.push("victim", [m(Number.MAX_SAFE_INTEGER, 4)]))[0]).toMatchObject({
+      status: "applied",
+    });
+    expect((await a.push("victim", [m(1, 5)]))[0]).toMatchObject({ status: "applied" });
+    // The same account is the same writer on another socket with another token; another
+    // client id of hers (a second device) has ids of its own.
+    const a2 = await connectSync(p, await account(aliceId));
+    expect((await a2.push("web", [m(1, 1)]))[0]).toMatchObject({ status: "duplicate", lsn: mine!.lsn });
+    expect((await a2.push("phone", [m(1, 6)]))[0]).toMatchObject({ status: "applied" });
+    expect((await table(p, "/todos?select=id&order=id")).map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    for (const c of [a, b, anon, a2]) c.close();
   });
 
   it("keeps its answers across a freeze", async () => {
@@ -531,6 +713,12 @@ describe("sync: authorization", () => {
     expect((await c.push("app", [{ id: 1, op: "insert", table: TABLE, row: { id: 2 } }]))[0]).toMatchObject({
       status: "applied",
     });
+    // The user is another writer than the app acting for them: same client id, own ids.
+    const u = await connectSync(p, user.accessToken);
+    expect((await u.push("app", [{ id: 1, op: "insert", table: TABLE, row: { id: 4 } }]))[0]).toMatchObject({
+      status: "applied",
+    });
+    u.close();
     const grant = await grantOf(api, user.accessToken, app.clientId, p.id);
     await revokeGrant(api, user.accessToken, grant.id);
     expect(await c.waitClosed()).toMatchObject({ code: 4001, reason: "grant revoked" });
@@ -556,6 +744,107 @@ describe("sync: authorization", () => {
     const { changes } = await c.pull(0, ["notes"]);
     expect(changes.map((ch) => ch.row?.body)).toEqual(["hers"]);
     c.close();
+  });
+});
+
+describe("sync: re-checks and closed sockets", () => {
+  it("keeps delivering when a token re-check fails (D1 unreachable): to the others, and to that socket on its last check", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const alice = await account(`alice-${crypto.randomUUID()}`);
+    const bob = await account(`bob-${crypto.randomUUID()}`);
+    const a = await connectSync(p, alice);
+    const b = await connectSync(p, bob);
+    await a.pull(0, ["todos"]);
+    await b.pull(0, ["todos"]);
+    const failing = (fail: boolean) =>
+      runInDurableObject(stubOf(p), (instance) => {
+        const sync = hubOf(instance);
+        const auth = sync.host.auth as unknown as { recheck: unknown; original?: unknown };
+        auth.original ??= auth.recheck;
+        const recheck = auth.original as SyncHub["host"]["auth"]["recheck"];
+        auth.recheck = (x: Parameters<typeof recheck>[0]) =>
+          fail && x.token === alice
+            ? Promise.reject(new Error("D1_ERROR: Network connection lost."))
+            : recheck.call(sync.host.auth, x);
+        sync.recheckAll();
+      });
+    await failing(true);
+    const [fa, fb] = [a.frames.length, b.frames.length];
+    await ok(rest(p, "/todos", { method: "POST", body: { id: 1 } }));
+    const pk = (f: Record<string, unknown>) => (f.changes as Change[] | undefined)?.[0]?.pk;
+    expect(pk(await b.waitFor((f) => f.type === "changes", 10_000, fb))).toEqual({ id: 1 });
+    expect(pk(await a.waitFor((f) => f.type === "changes", 10_000, fa))).toEqual({ id: 1 });
+    // A push waits for a completed check: refused whole, nothing applied, sent again later.
+    const push = {
+      type: "push",
+      clientId: "a",
+      mutations: [{ id: 1, op: "insert", table: "todos", row: { id: 2 } }],
+    };
+    a.send({ ...push, ref: "w" });
+    expect(await a.waitFor((f) => f.type === "error" && f.ref === "w")).toMatchObject({
+      code: "HEARTH_INTERNAL",
+    });
+    expect(await table(p, "/todos?select=id")).toEqual([{ id: 1 }]);
+    await failing(false);
+    expect((await a.push("a", push.mutations))[0]).toMatchObject({ status: "applied" });
+    a.close();
+    b.close();
+  });
+
+  it("never stores a socket again that closed during an await (auth frame, a push's write)", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const alice = await account(`alice-${crypto.randomUUID()}`);
+    const syncRows = () =>
+      runInDurableObject(
+        stubOf(p),
+        (_i, state) =>
+          state.storage.sql.exec("SELECT id FROM _hearth_sockets WHERE kind = 'sync'").toArray().length,
+      );
+    // The socket closes while its auth frame's token is being checked.
+    const c = await connectSync(p, p.anonKey);
+    await runInDurableObject(stubOf(p), (instance, state) => {
+      const sync = hubOf(instance);
+      const auth = sync.host.auth;
+      const establish = auth.establish.bind(auth);
+      auth.establish = async (token) => {
+        const r = await establish(token);
+        for (const ws of state.getWebSockets()) {
+          sync.close(ws);
+          ws.close(1000, "gone");
+        }
+        auth.establish = establish;
+        return r;
+      };
+    });
+    expect(await syncRows()).toBe(1);
+    c.send({ type: "auth", access_token: alice });
+    await c.waitClosed();
+    expect(await syncRows()).toBe(0);
+    // The socket closes during the write of a push's first mutation: that one is applied
+    // and recorded (it committed), the rest are not attempted, and no socket row comes back.
+    const d = await connectSync(p, p.anonKey);
+    await runInDurableObject(stubOf(p), (instance, state) => {
+      const sync = hubOf(instance);
+      const host = sync.host as { rest: SyncHub["host"]["rest"] };
+      const rest = host.rest;
+      host.rest = async (principal, request, inTransaction) => {
+        const res = await rest(principal, request, inTransaction);
+        for (const ws of state.getWebSockets()) {
+          sync.close(ws);
+          ws.close(1000, "gone");
+        }
+        host.rest = rest;
+        return res;
+      };
+    });
+    const m = (id: number) => ({ id, op: "insert", table: "todos", row: { id } });
+    d.send({ type: "push", clientId: "k", mutations: [m(1), m(2)] });
+    await d.waitClosed();
+    expect(await syncRows()).toBe(0);
+    expect(await table(p, "/todos?select=id")).toEqual([{ id: 1 }]);
+    const e = await connectSync(p, p.anonKey);
+    expect((await e.push("k", [m(1), m(2)])).map((r) => r.status)).toEqual(["duplicate", "applied"]);
+    e.close();
   });
 });
 

@@ -9,7 +9,12 @@
  *   (stream.ts); a client that reconnects with its cursor gets exactly what it missed, or
  *   a `resync` with a snapshot when the WAL no longer reaches back that far.
  * - Every step re-checks the socket's token (expiry, keys, and its session, grant and
- *   membership every RECHECK_MS); a revoked grant closes its sockets at once (4001).
+ *   membership every RECHECK_MS); a revoked grant closes its sockets at once (4001). A
+ *   re-check that cannot complete (D1 unreachable) keeps the last answer for reads and
+ *   is tried again at the next step; a push waits for a completed one (nothing applied).
+ *   One socket's failing re-check never holds up delivery to the others.
+ * - A socket closed during an await (auth, re-check, a push's writes) is never stored
+ *   again (`persist` skips closed sockets).
  */
 import { HearthError } from "../../shared/errors.ts";
 import type { Principal } from "../../shared/principal.ts";
@@ -78,7 +83,7 @@ export class SyncHub implements SocketHub {
       send: (s: SyncSocket, frame: Record<string, unknown>) => this.send(s, frame),
       drop: (s: SyncSocket, code: number, reason: string) => this.drop(s, code, reason),
       report: (s: SyncSocket, err: unknown, ref: Ref) => this.report(s, err, ref),
-      authorize: (s: SyncSocket) => this.authorize(s),
+      authorize: (s: SyncSocket, write?: boolean) => this.authorize(s, write),
     };
     this.streams = new Streamer(deps);
     this.pusher = new Pusher(deps);
@@ -197,8 +202,12 @@ export class SyncHub implements SocketHub {
     }
   }
 
-  /** Token checks before anything is sent or written; false (socket closed) when they fail. */
-  private async authorize(s: SyncSocket): Promise<boolean> {
+  /**
+   * Token checks before anything is sent or written; false (socket closed) when they fail.
+   * When the re-check itself fails, a read goes on with the last answer; a write (`write`)
+   * throws: nothing is applied and the client sends it again.
+   */
+  private async authorize(s: SyncSocket, write = false): Promise<boolean> {
     const auth = this.host.auth;
     const now = Date.now();
     const why = auth.invalidNow(s.auth, now);
@@ -207,14 +216,28 @@ export class SyncHub implements SocketHub {
       return false;
     }
     if (!auth.needsRecheck(s.auth, now)) return true;
-    const fresh = await auth.recheck(s.auth);
+    const fresh = await this.recheck(s.auth);
     if (s.closed) return false;
+    if (fresh instanceof Error) {
+      if (write) throw fresh;
+      return true;
+    }
     if (typeof fresh === "string") {
       this.drop(s, CLOSE.unauthorized, fresh);
       return false;
     }
     this.renew(s, fresh);
     return true;
+  }
+
+  /** The re-check's answer, or the error that kept it from answering (logged; tried again next time). */
+  private async recheck(auth: SocketAuth): Promise<SocketAuth | string | Error> {
+    try {
+      return await this.host.auth.recheck(auth);
+    } catch (err) {
+      console.error("sync: a token re-check failed; the socket keeps its last check until the next try", err);
+      return err instanceof Error ? err : new Error(String(err));
+    }
   }
 
   private renew(s: SyncSocket, fresh: SocketAuth): void {
@@ -291,21 +314,29 @@ export class SyncHub implements SocketHub {
     for (const s of this.sockets.values()) s.auth.checkedAt = 0;
   }
 
-  /** Before the change feed delivers: due token re-checks of live sockets (once per token). */
+  /**
+   * Before the change feed delivers: due token re-checks of live sockets (once per token).
+   * Never rejects: a re-check that fails keeps its sockets' last answer (tried again
+   * before the next batch), and one socket's failure does not stop the others.
+   */
   async refresh(now: number): Promise<void> {
     const due = [...this.sockets.values()].filter(
       (s) => s.phase === "live" && this.host.auth.needsRecheck(s.auth, now),
     );
     if (due.length === 0) return;
-    const results = new Map<string, Promise<SocketAuth | string>>();
+    const results = new Map<string, Promise<SocketAuth | string | Error>>();
     for (const s of due) {
-      if (!results.has(s.auth.token)) results.set(s.auth.token, this.host.auth.recheck(s.auth));
+      if (!results.has(s.auth.token)) results.set(s.auth.token, this.recheck(s.auth));
     }
     for (const s of due) {
       const r = await results.get(s.auth.token)!;
-      if (s.closed) continue;
-      if (typeof r === "string") this.drop(s, CLOSE.unauthorized, r);
-      else this.renew(s, r);
+      if (s.closed || r instanceof Error) continue;
+      try {
+        if (typeof r === "string") this.drop(s, CLOSE.unauthorized, r);
+        else this.renew(s, r);
+      } catch (err) {
+        console.error("sync: applying a token re-check failed", err);
+      }
     }
   }
 

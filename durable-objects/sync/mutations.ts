@@ -2,9 +2,10 @@
  * Pushed mutations, applied exactly once. Each mutation becomes one REST request run as the
  * socket's principal through the HTTP write path (policies, app scopes, flushed-row
  * promotion, WAL triggers), so a push can do nothing an HTTP write could not. Its decision
- * is recorded in the ledger (ledger.ts) inside the write's transaction; a mutation seen
- * again is answered from the ledger without writing. The caller runs the mutations of one
- * client id one after another, in the order received.
+ * is recorded in the ledger of its writer (ledger.ts: the principal's identity plus the
+ * client id) inside the write's transaction; a mutation seen again is answered from the
+ * ledger without writing, or "expired" when its record was pruned. The caller runs the
+ * mutations of one writer one after another, in the order received.
  *
  * Conflicts: an update sends only the columns it changes (a PATCH), so concurrent updates
  * of different columns both survive and the same column keeps the value of the later commit
@@ -15,7 +16,7 @@ import { z } from "zod";
 import { type ErrorBody, HearthError } from "../../shared/errors.ts";
 import type { Principal } from "../../shared/principal.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
-import { type Decision, ensureLedger, lastMutationId, lookupDecision, recordDecision } from "./ledger.ts";
+import { clientState, type Decision, ensureLedger, lookupDecision, recordDecision } from "./ledger.ts";
 
 export const MutationIdSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -33,7 +34,7 @@ type Mutation = z.infer<typeof MutationSchema>;
 
 export interface PushResult {
   id: number;
-  status: "applied" | "duplicate" | "rejected";
+  status: "applied" | "duplicate" | "rejected" | "expired";
   /** the LSN of the mutation's (last) change; null when it changed nothing */
   lsn?: number | null;
   error?: ErrorBody;
@@ -45,6 +46,8 @@ export interface MutationContext {
   sql: SqlStorage;
   schema: SchemaIndex | null;
   principal: Principal;
+  /** the writer: ledger.ts ownerOf(principal) and the client id */
+  owner: string;
   clientId: string;
   rest(principal: Principal, request: Request, inTransaction?: () => void): Promise<Response>;
 }
@@ -120,33 +123,47 @@ function rejected(id: number, err: HearthError): PushResult {
   return { id, status: "rejected", error: err.toBody() };
 }
 
-/** Decides one mutation (its id already validated): applied, duplicate or rejected. */
+/** Decides one mutation (its id already validated): applied, duplicate, rejected or expired. */
 export async function applyMutation(ctx: MutationContext, raw: unknown, id: number): Promise<PushResult> {
-  const { sql, clientId } = ctx;
+  const { sql, owner, clientId } = ctx;
   ensureLedger(sql);
-  const prior = lookupDecision(sql, clientId, id);
+  const prior = lookupDecision(sql, owner, clientId, id);
   if (prior) {
     return prior.status === "applied"
       ? { id, status: "duplicate", lsn: prior.lsn }
       : { id, status: "rejected", ...(prior.error ? { error: prior.error } : {}) };
   }
-  const last = lastMutationId(sql, clientId);
-  if (last !== null && id < last) {
-    // Not recorded: the mutation was not decided now, and may never have been.
+  const { lastId, prunedThrough } = clientState(sql, owner, clientId);
+  if (id <= prunedThrough) {
+    // Its record went with the WAL retention: it was decided (or refused) before, and
+    // whether it was applied is no longer known here. Nothing is recorded.
+    const err = new HearthError(
+      "HEARTH_SYNC_MUTATION_EXPIRED",
+      `Mutation ${id} of client ${clientId} was decided before, and its answer is no longer kept`,
+      {
+        details: `Answers of mutations ${prunedThrough} and below of this client have been pruned.`,
+        hint: "It may have been applied: do not send it again as is. Pull (resync if needed), compare the rows with the change, and push what is still missing with a new id.",
+      },
+    );
+    return { id, status: "expired", error: err.toBody() };
+  }
+  if (lastId !== null && id <= lastId) {
+    // Every decided id above prunedThrough still has its record: this one never was. Not
+    // recorded: the mutation was not decided now either.
     return rejected(
       id,
       new HearthError(
         "HEARTH_SYNC_MUTATION_ORDER",
-        `Mutation ${id} of client ${clientId} comes after mutation ${last} and has no record: it was not applied`,
+        `Mutation ${id} of client ${clientId} comes after mutation ${lastId} and was never applied`,
         {
-          hint: "Mutation ids of a client must increase. A record older than the WAL retention is forgotten; send the change again with a new id.",
+          hint: `Mutation ids of a client must increase. This one was not applied and no longer can be; send the change again with an id above ${lastId}.`,
         },
       ),
     );
   }
   const decide = (err: HearthError): PushResult => {
     const d: Decision = { status: "rejected", lsn: null, error: err.toBody() };
-    recordDecision(sql, clientId, id, d, highWater(sql));
+    recordDecision(sql, owner, clientId, id, d, highWater(sql));
     return rejected(id, err);
   };
   const parsed = MutationSchema.safeParse(raw);
@@ -167,7 +184,7 @@ export async function applyMutation(ctx: MutationContext, raw: unknown, id: numb
           hint: "The row was deleted, or the caller may not write it. The client learns its current state from the feed.",
         });
       }
-      recordDecision(sql, clientId, id, { status: "applied", lsn, error: null }, highWater(sql));
+      recordDecision(sql, owner, clientId, id, { status: "applied", lsn, error: null }, highWater(sql));
       out.lsn = lsn;
     });
     await res.arrayBuffer();

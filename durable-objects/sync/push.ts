@@ -1,12 +1,16 @@
 /**
  * `{"type":"push"}` frames: each mutation decided exactly once (mutations.ts) and answered
- * with its own `push_result`, in order. The mutations of one client id run one after
- * another across all sockets of this object (a client may reconnect while its previous
- * push is still being applied), so they apply in the order received.
+ * with its own `push_result`, in order. The mutations of one writer (the principal's
+ * identity plus the client id, ledger.ts `ownerOf`) run one after another across all
+ * sockets of this object (a client may reconnect while its previous push is still being
+ * applied), so they apply in the order received. A push belongs to the writer that sent
+ * it: an `auth` frame to another identity while it runs does not move its later mutations
+ * to the other writer's ledger.
  */
 import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
 import type { SyncHost } from "./hub.ts";
+import { ownerOf } from "./ledger.ts";
 import { applyMutation, MutationIdSchema, type PushResult } from "./mutations.ts";
 import type { PushFrame } from "./protocol.ts";
 import { type Limits, persist, type SyncSocket } from "./session.ts";
@@ -18,7 +22,8 @@ export interface PushDeps {
   host: SyncHost;
   limits: Limits;
   send(s: SyncSocket, frame: Record<string, unknown>): void;
-  authorize(s: SyncSocket): Promise<boolean>;
+  /** token checks; false when the socket was closed for them; throws when they could not run */
+  authorize(s: SyncSocket, write: boolean): Promise<boolean>;
 }
 
 export class Pusher {
@@ -47,18 +52,24 @@ export class Pusher {
       }
       return r.data.id;
     });
-    if (!(await this.d.authorize(s))) return;
+    if (!(await this.d.authorize(s, true))) return;
     if (s.clientId !== f.clientId) {
       s.clientId = f.clientId;
       persist(host.store, s);
     }
-    await this.serial(f.clientId, async () => {
+    const sender = s.auth.principal;
+    const owner = ownerOf(sender);
+    await this.serial(`${owner}\n${f.clientId}`, async () => {
       for (let i = 0; i < ids.length; i++) {
         if (s.closed) return;
+        // The socket's current principal when it is still the same writer (a re-check may
+        // have refreshed its membership), else the one the push was authorized as.
+        const now = s.auth.principal;
         const ctx = {
           sql: host.sql,
           schema: host.schema(),
-          principal: s.auth.principal,
+          principal: ownerOf(now) === owner ? now : sender,
+          owner,
           clientId: f.clientId,
           rest: host.rest,
         };
@@ -81,7 +92,7 @@ export class Pusher {
     this.d.send(s, { type: "push_result", clientId: f.clientId, ...r, ...withRef(f.ref) });
   }
 
-  /** Runs `fn` after every earlier call for the same key. */
+  /** Runs `fn` after every earlier call for the same key (a writer). */
   private async serial(key: string, fn: () => Promise<void>): Promise<void> {
     const next = (this.chains.get(key) ?? Promise.resolve()).catch(() => {}).then(fn);
     this.chains.set(key, next);

@@ -73,7 +73,9 @@ export function newSocket(id: string, ws: WebSocket, stored: StoredSocket): Sync
   };
 }
 
+/** Stores what must survive hibernation; never for a closed socket (its row is gone for good). */
 export function persist(store: SocketStore, s: SyncSocket): void {
+  if (s.closed) return;
   store.save(s.id, "sync", { auth: s.auth, tables: s.tables, clientId: s.clientId } satisfies StoredSocket);
 }
 

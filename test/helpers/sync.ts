@@ -21,7 +21,7 @@ export interface PushResultFrame {
   type: "push_result";
   clientId: string;
   id: number;
-  status: "applied" | "duplicate" | "rejected";
+  status: "applied" | "duplicate" | "rejected" | "expired";
   lsn?: number | null;
   error?: { code: string; message: string; details: string | null; hint: string | null };
   retryable?: boolean;
@@ -29,6 +29,8 @@ export interface PushResultFrame {
 
 export class SyncClient extends FrameSocket<SyncFrame> {
   autoAck = true;
+  /** close() was called: frames still arriving are not acknowledged (send would throw) */
+  private closing = false;
 
   protected override received(frame: SyncFrame): void {
     if (this.autoAck && typeof frame.seq === "number") this.ack(frame.seq);
@@ -39,7 +41,12 @@ export class SyncClient extends FrameSocket<SyncFrame> {
   }
 
   ack(seq: number): void {
-    if (!this.closed) this.send({ type: "ack", seq });
+    if (!this.closed && !this.closing) this.send({ type: "ack", seq });
+  }
+
+  override close(): void {
+    this.closing = true;
+    super.close();
   }
 
   /** Pulls and collects every change until `live`; returns them and the live cursor. */
