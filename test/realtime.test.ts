@@ -4,6 +4,7 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
+import { notesTable, SECRETS_TABLE, TODOS_TABLE } from "./fixtures/feed-tables.ts";
 import { account, TEST_JWT_SECRET } from "./helpers/accounts.ts";
 import { admin, call, projectWithSchema, rest, type TestProject, workerApi } from "./helpers/api.ts";
 import { type Api, connectApp, grantOf, registerApp, revokeGrant, signup } from "./helpers/oauth.ts";
@@ -12,25 +13,7 @@ import { connectRealtime, type PhxClient } from "./helpers/realtime.ts";
 const api: Api = workerApi;
 
 const SCHEMA = {
-  tables: {
-    todos: {
-      columns: {
-        id: { type: "integer", primaryKey: true },
-        title: { type: "text" },
-        status: { type: "text" },
-        done: { type: "boolean", default: false },
-      },
-      policy: { read: "public", write: "public" },
-    },
-    notes: {
-      columns: { id: { type: "integer", primaryKey: true }, body: { type: "text" } },
-      policy: { read: "owner", write: "owner" },
-    },
-    secrets: {
-      columns: { id: { type: "integer", primaryKey: true }, value: { type: "text" } },
-      policy: { read: "service", write: "service" },
-    },
-  },
+  tables: { todos: TODOS_TABLE, notes: notesTable("integer"), secrets: SECRETS_TABLE },
 };
 
 type Data = Record<string, unknown> & {

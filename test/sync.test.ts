@@ -11,6 +11,7 @@ import { archiveKey, loadArchive, restoreArchive, saveArchive } from "../durable
 import type { SyncHub } from "../durable-objects/sync/hub.ts";
 import { trimWal, walFloor } from "../durable-objects/sync/retention.ts";
 import { readWal, type WalEntry } from "../durable-objects/wal.ts";
+import { notesTable, SECRETS_TABLE, TODOS_TABLE } from "./fixtures/feed-tables.ts";
 import { account } from "./helpers/accounts.ts";
 import { admin, projectWithSchema, rest, type TestProject, workerApi } from "./helpers/api.ts";
 import {
@@ -27,25 +28,7 @@ import { applyAll, type Change, connectSync, type SyncClient } from "./helpers/s
 const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO>; BUCKET: R2Bucket };
 
 const SCHEMA = {
-  tables: {
-    todos: {
-      columns: {
-        id: { type: "integer", primaryKey: true },
-        title: { type: "text" },
-        status: { type: "text" },
-        done: { type: "boolean", default: false },
-      },
-      policy: { read: "public", write: "public" },
-    },
-    notes: {
-      columns: { id: { type: "uuid", primaryKey: true, default: "random" }, body: { type: "text" } },
-      policy: { read: "owner", write: "owner" },
-    },
-    secrets: {
-      columns: { id: { type: "integer", primaryKey: true }, value: { type: "text" } },
-      policy: { read: "service", write: "service" },
-    },
-  },
+  tables: { todos: TODOS_TABLE, notes: notesTable("uuid"), secrets: SECRETS_TABLE },
 };
 
 function stubOf(p: TestProject) {
