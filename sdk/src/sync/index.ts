@@ -1,0 +1,16 @@
+/** The local-first sync engine (sdk/docs/offline.md; protocol: docs/sync.md). */
+export { type BackoffOptions, backoffDelay } from "./backoff.ts";
+export type { WebSocketConstructor, WebSocketLike } from "./connection.ts";
+export { createSync, SyncEngine, type Tables } from "./engine.ts";
+export { SyncError, SyncMutationError } from "./errors.ts";
+export type { Change, ErrorBody, PushStatus, SyncLimits } from "./protocol.ts";
+export type { OrderBy, QueryOptions } from "./query.ts";
+export { SyncConfigError, type TableSpec, type TablesOption } from "./tables.ts";
+export type {
+  MutationPromise,
+  MutationResult,
+  RowCodec,
+  SyncEvents,
+  SyncOptions,
+  SyncStatus,
+} from "./types.ts";
