@@ -11,7 +11,8 @@ import { backoffDelay } from "../src/sync/backoff.ts";
 import type { SyncEngine } from "../src/sync/engine.ts";
 import { syncUrl } from "../src/sync/protocol.ts";
 import type { SyncOptions } from "../src/sync/types.ts";
-import { byId, collect, engineFor, FakeSyncServer, idbReplica, statusOf } from "./sync-fake-server.ts";
+import { FakeSyncServer } from "./sync-fake-server.ts";
+import { byId, collect, engineFor, idbReplica, statusOf } from "./sync-helpers.ts";
 
 const engines: SyncEngine[] = [];
 

@@ -6,13 +6,9 @@
  * it through hooks (`decide`, `trim`, `drop`) and read what it was sent (`received`).
  * Pages and frames are small on purpose, so that paging and the window are exercised.
  */
-import { IDBKeyRange } from "fake-indexeddb";
-import { IndexedDbReplica } from "../src/replica/indexeddb.ts";
-import type { Replica, Row } from "../src/replica/types.ts";
+import type { Row } from "../src/replica/types.ts";
 import type { WebSocketLike } from "../src/sync/connection.ts";
-import { createSync, type SyncEngine } from "../src/sync/engine.ts";
 import type { Change, ErrorBody } from "../src/sync/protocol.ts";
-import type { SyncEvents, SyncOptions, SyncStatus } from "../src/sync/types.ts";
 
 type Frame = Record<string, unknown> & { type: string };
 type Handler = ((event: never) => void) | null;
@@ -468,54 +464,3 @@ export class FakeSyncServer {
     }
   }
 }
-
-// The engine under test.
-
-export const TEST_URL = "http://hearth.test/p/p1";
-
-/** An engine on `server`, with quick back-off and no keepalive pings unless asked. */
-export function engineFor(
-  server: FakeSyncServer,
-  options: Partial<SyncOptions> & { replica: Replica },
-): SyncEngine {
-  return createSync({
-    url: TEST_URL,
-    token: "anon-key",
-    tables: ["todos", "notes"],
-    WebSocket: server.WebSocket,
-    backoff: { initialMs: 5, maxMs: 40 },
-    pingIntervalMs: 60_000,
-    ...options,
-  });
-}
-
-/** An IndexedDB replica on `factory` (the same factory again is a reload). */
-export function idbReplica(factory: IDBFactory): IndexedDbReplica {
-  return new IndexedDbReplica({ name: "replica", indexedDB: factory, IDBKeyRange });
-}
-
-/** Resolves when the engine reports `status` (at once if it already does). */
-export function statusOf(sync: SyncEngine, status: SyncStatus, ms = 5_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (sync.status === status) return resolve();
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`still ${sync.status}, waited for ${status}`));
-    }, ms);
-    const off = sync.on("status", (s) => {
-      if (s !== status) return;
-      clearTimeout(timer);
-      off();
-      resolve();
-    });
-  });
-}
-
-/** Every `value` the engine emits as `type`, as they come. */
-export function collect<K extends keyof SyncEvents & string>(sync: SyncEngine, type: K): SyncEvents[K][] {
-  const out: SyncEvents[K][] = [];
-  sync.on(type, (v) => out.push(v));
-  return out;
-}
-
-export const byId = (rows: Row[]) => [...rows].sort((a, b) => String(a.id).localeCompare(String(b.id)));

@@ -11,7 +11,8 @@ import type { Row } from "../src/replica/types.ts";
 import type { SyncEngine } from "../src/sync/engine.ts";
 import { runQuery } from "../src/sync/query.ts";
 import type { RowCodec, SyncOptions } from "../src/sync/types.ts";
-import { engineFor, FakeSyncServer, idbReplica } from "./sync-fake-server.ts";
+import { FakeSyncServer } from "./sync-fake-server.ts";
+import { engineFor, idbReplica } from "./sync-helpers.ts";
 
 const engines: SyncEngine[] = [];
 

@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { SyncEngine } from "../src/sync/engine.ts";
 import { SyncMutationError } from "../src/sync/errors.ts";
 import type { SyncOptions } from "../src/sync/types.ts";
-import { collect, engineFor, FakeSyncServer, idbReplica, statusOf } from "./sync-fake-server.ts";
+import { FakeSyncServer } from "./sync-fake-server.ts";
+import { collect, engineFor, idbReplica, statusOf } from "./sync-helpers.ts";
 
 const engines: SyncEngine[] = [];
 
