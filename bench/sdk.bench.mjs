@@ -11,14 +11,17 @@
  *   both clients reuse.
  * The Hearth bundle is also checked for server code (workers/, durable-objects/), which the
  * SDK must never import.
+ * Then the sync engine against `npm start` (bench/lib/sdk-sync.mjs): live-query latency for a
+ * local and a remote write, and the initial sync of 10,000 rows, each beside its floor.
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { errorBlock, table } from "./lib/markdown.mjs";
+import { syncSection } from "./lib/sdk-sync.mjs";
 import { stepRunner } from "./lib/steps.mjs";
 
-export const title = "SDK bundle size";
+export const title = "SDK: bundle size, live queries, initial sync";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SDK_INDEX = path.join(ROOT, "sdk/src/index.ts");
@@ -73,7 +76,7 @@ async function bundle(esbuild, entry) {
   };
 }
 
-export default async function run({ log }) {
+export default async function run({ quick, log }) {
   const { step, failedSteps } = stepRunner(log);
   const esbuild = await import("esbuild");
   const sizes = [];
@@ -103,7 +106,9 @@ export default async function run({ log }) {
     supabase ? times(s.gzip, supabase.gzip) : "–",
   ]);
   const lines = [
-    `# ${title}`,
+    `# ${title}${quick ? " (quick)" : ""}`,
+    "",
+    "## Bundle size",
     "",
     `esbuild ${esbuild.version}: browser platform, ESM, \`minify\`, tree-shaken; gzip level 9 and brotli quality 11 (zlib). Measured in one run, so the ratios compare like with like.`,
     "",
@@ -145,5 +150,6 @@ export default async function run({ log }) {
     "",
     ...errors,
   );
+  lines.push(...(await syncSection({ quick, step })));
   return { markdown: lines.join("\n"), failedSteps };
 }
