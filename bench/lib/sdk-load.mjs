@@ -6,6 +6,7 @@
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { importBundled } from "../../sdk/bin/import-bundled.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const from = (rel) => JSON.stringify(path.join(ROOT, rel));
@@ -17,17 +18,8 @@ const ENTRY = [
 ].join("\n");
 
 /** `{ createSync, MemoryReplica, IndexedDbReplica }` from sdk/src. */
-export async function loadSdk() {
-  const esbuild = await import("esbuild");
-  const out = await esbuild.build({
+export function loadSdk() {
+  return importBundled({
     stdin: { contents: ENTRY, resolveDir: ROOT, sourcefile: "sdk-bench-entry.js", loader: "js" },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    write: false,
-    logLevel: "silent",
   });
-  const code = out.outputFiles[0].text;
-  return import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
 }

@@ -6,6 +6,7 @@
  * (through wrangler and vitest). A published package would point `bin` at compiled JavaScript.
  */
 import { fileURLToPath } from "node:url";
+import { importBundled } from "./import-bundled.mjs";
 
 const entry = fileURLToPath(new URL("../src/types/cli.ts", import.meta.url));
 
@@ -15,23 +16,7 @@ async function load() {
   } catch (err) {
     if (err?.code !== "ERR_UNKNOWN_FILE_EXTENSION") throw err;
   }
-  let esbuild;
-  try {
-    esbuild = await import("esbuild");
-  } catch {
-    throw new Error("hearth: this Node cannot run TypeScript; use Node ≥ 22.18, or install esbuild");
-  }
-  const out = await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    write: false,
-    logLevel: "silent",
-  });
-  const code = out.outputFiles[0].text;
-  return import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
+  return importBundled({ entryPoints: [entry] });
 }
 
 const { main } = await load();
