@@ -14,7 +14,7 @@ import type { SocketAuth } from "./sockets.ts";
 const principalKeys = new WeakMap<SocketAuth, string>();
 
 /** Subscribers with equal principals see the same rows: one visibility answer per key. */
-function principalKey(auth: SocketAuth): string {
+export function principalKey(auth: SocketAuth): string {
   let key = principalKeys.get(auth);
   if (key === undefined) {
     key = JSON.stringify(auth.principal);

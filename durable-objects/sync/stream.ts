@@ -9,6 +9,7 @@
 import { HearthError } from "../../shared/errors.ts";
 import { lastLsn } from "../cold/flush.ts";
 import { tableAccess } from "../realtime/changes.ts";
+import { principalKey } from "../realtime/fanout.ts";
 import { CLOSE } from "../realtime/sockets.ts";
 import type { SchemaIndex } from "../schema-index.ts";
 import type { WalEntry } from "../wal.ts";
@@ -190,7 +191,7 @@ export class Streamer {
       }
       const tables = this.followedTables(s);
       if (!tables) continue;
-      const pkey = JSON.stringify(s.auth.principal);
+      const pkey = principalKey(s.auth);
       let parts: string[] = [];
       let bytes = 0;
       for (const e of entries) {

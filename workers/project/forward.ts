@@ -13,8 +13,6 @@ import { principalForToken } from "../auth/principal.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 
-export { membershipOf } from "../auth/principal.ts";
-
 const SMALL_BODY_BYTES = 1024 * 1024;
 
 /** The caller's token: `Authorization: Bearer`, else `apikey`, else (WebSockets only) `?apikey=`. */

@@ -5,8 +5,8 @@
  */
 import type { Context } from "hono";
 import type { MemberRole } from "../../shared/principal.ts";
+import { membershipOf } from "../auth/principal.ts";
 import type { AppEnv } from "../env.ts";
-import { membershipOf } from "../project/forward.ts";
 import { accountProjects, PageDataError, readableTables, rowCount } from "./project-data.ts";
 import type { ProjectSummary } from "./views.ts";
 

@@ -8,9 +8,9 @@ import { desc, eq, inArray, or } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import type { Principal } from "../../shared/principal.ts";
+import { membershipOf } from "../auth/principal.ts";
 import { projectMembers, projects } from "../catalog/schema.ts";
 import type { AppEnv } from "../env.ts";
-import { membershipOf } from "../project/forward.ts";
 
 export const PAGE_SIZE = 50;
 
