@@ -60,8 +60,11 @@ function collector<T>() {
     items,
     push: (x: T) => {
       items.push(x);
-      for (const w of waiters) w();
+      // Swap before calling: a waiter that is not yet satisfied re-registers itself, and it
+      // must land in the next list, not in the one being walked (that loops forever).
+      const ready = waiters;
       waiters = [];
+      for (const w of ready) w();
     },
     until: (n: number, ms = 10_000) =>
       new Promise<T[]>((resolve, reject) => {
