@@ -10,12 +10,15 @@
  *   will send again from the stored cursor.
  * - A pending mutation is pushed again, with its id, on every new socket until the server
  *   answers it; exactly-once is the server's ledger (writer + client id + mutation id).
+ * - Where the platform says the device is offline (network.ts), no socket is opened and an
+ *   open one is closed at once; the `online` event reconnects without waiting for the back-off.
  */
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { Connection, type Timing, type WebSocketConstructor } from "./connection.ts";
 import { SyncError, type SyncMutationError } from "./errors.ts";
 import type { Emitter } from "./events.ts";
 import type { Local } from "./local.ts";
+import { type NetworkSignals, platformNetwork } from "./network.ts";
 import { Outbox } from "./outbox.ts";
 import { DEFAULT_LIMITS, PROTOCOL_VERSION, type ServerFrame, type SyncLimits, syncUrl } from "./protocol.ts";
 import {
@@ -36,6 +39,8 @@ export interface FeedOptions {
   codec: RowCodec | null;
   backoff: Required<BackoffOptions>;
   timing: Timing;
+  /** the device's online/offline signals; default the browser's, none elsewhere; false: none */
+  network?: NetworkSignals | false;
 }
 
 export interface FeedHost {
@@ -70,6 +75,8 @@ export class Feed {
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private idleWaiters: (() => void)[] = [];
+  private readonly network: NetworkSignals | null;
+  private unlisten: (() => void) | null = null;
   private readonly ctx: PullContext;
   private readonly outbox: Outbox;
 
@@ -77,6 +84,7 @@ export class Feed {
     private readonly host: FeedHost,
     private readonly options: FeedOptions,
   ) {
+    this.network = options.network === false ? null : (options.network ?? platformNetwork());
     this.ctx = { local: host.local, codec: options.codec, report: (err) => this.report(err) };
     this.outbox = new Outbox({
       local: host.local,
@@ -93,12 +101,29 @@ export class Feed {
     if (this.wanted) return;
     this.wanted = true;
     this.attempt = 0;
+    this.unlisten = this.network?.subscribe((online) => this.networkChanged(online)) ?? null;
+    void this.connect(++this.generation);
+  }
+
+  /** The device went offline (close the socket now: it may linger) or came back (connect now). */
+  private networkChanged(online: boolean): void {
+    if (!this.wanted) return;
+    if (!online) {
+      this.session?.conn.close(1001, "the device went offline");
+      return;
+    }
+    if (this.session) return;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempt = 0;
     void this.connect(++this.generation);
   }
 
   stop(status: SyncStatus = "stopped"): void {
     this.wanted = false;
     this.generation++;
+    this.unlisten?.();
+    this.unlisten = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.outbox.attach(null);
@@ -141,6 +166,12 @@ export class Feed {
   }
 
   private async connect(generation: number): Promise<void> {
+    if (this.network && !this.network.online()) {
+      // No socket can open: wait for the `online` event instead of burning back-off steps.
+      this.setStatus("offline");
+      this.host.events.emit("disconnected", { code: 1001, reason: "the device is offline", retryInMs: null });
+      return;
+    }
     this.setStatus("connecting");
     try {
       await this.host.local.ready;
@@ -183,6 +214,11 @@ export class Feed {
   }
 
   private reconnectLater(code: number, reason: string): void {
+    if (this.network && !this.network.online()) {
+      this.setStatus("offline");
+      this.host.events.emit("disconnected", { code, reason, retryInMs: null });
+      return;
+    }
     const retryInMs = backoffDelay(this.attempt++, this.options.backoff);
     this.setStatus("offline");
     this.host.events.emit("disconnected", { code, reason, retryInMs });

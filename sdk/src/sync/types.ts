@@ -3,6 +3,7 @@ import type { Replica, Row } from "../replica/types.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import type { WebSocketConstructor } from "./connection.ts";
 import type { SyncError, SyncMutationError } from "./errors.ts";
+import type { NetworkSignals } from "./network.ts";
 import type { TablesOption } from "./tables.ts";
 
 /**
@@ -48,6 +49,12 @@ export interface SyncOptions {
   pingIntervalMs?: number;
   /** a connection that answers nothing this long after a ping is closed and reopened (default 10 s) */
   pongTimeoutMs?: number;
+  /**
+   * the device's online/offline signals (default: `navigator.onLine` and the window's
+   * `online`/`offline` events in browsers, none elsewhere; false: ignore them). Offline, no
+   * socket is opened and an open one is closed; back online, the engine connects at once.
+   */
+  network?: NetworkSignals | false;
   onRejected?: (error: SyncMutationError) => void;
   onExpired?: (error: SyncMutationError) => void;
   onStatus?: (status: SyncStatus) => void;
@@ -62,8 +69,11 @@ export type SyncEvents = {
   expired: SyncMutationError;
   /** an `error` frame, a frame that could not be applied, a failed reconnect */
   error: SyncError;
-  /** the socket closed; the engine reconnects in `retryInMs` */
-  disconnected: { code: number; reason: string; retryInMs: number };
+  /**
+   * the socket closed (or could not open); the engine reconnects in `retryInMs`, or, when
+   * null, as soon as the device is back online (the browser's `online` event)
+   */
+  disconnected: { code: number; reason: string; retryInMs: number | null };
   /** the 4001 close's reason */
   unauthorized: string;
   /** tables whose rows (confirmed or optimistic) changed */
