@@ -5,8 +5,12 @@
  * failures that never reached a server get a client code below and status 0.
  */
 import type { ErrorCode as ServerErrorCode } from "../../shared/errors.ts";
+import type { CryptoErrorCode } from "./crypto/errors.ts";
 
-/** Codes the SDK raises itself, without a server answer (status 0 unless said). */
+/**
+ * Codes the SDK raises itself, without a server answer (status 0 unless said). Append-only:
+ * never rename or reuse one. The encryption's codes are in `CRYPTO_ERROR_CODES`.
+ */
 export const CLIENT_ERROR_CODES = {
   /** The request never got an answer: DNS, refused or reset connection, offline. */
   HEARTH_NETWORK: "HEARTH_NETWORK",
@@ -20,6 +24,12 @@ export const CLIENT_ERROR_CODES = {
   HEARTH_NO_PROJECT: "HEARTH_NO_PROJECT",
   /** An OAuth redirect whose `state` is not the one this client sent (or none is pending). */
   HEARTH_OAUTH_STATE: "HEARTH_OAUTH_STATE",
+  /** Sync: the engine failed on its side (a frame it could not apply, a live query that threw). */
+  HEARTH_SYNC_CLIENT: "HEARTH_SYNC_CLIENT",
+  /** Sync: `createSync` options that cannot work (no tables, no token, no WebSocket, a wrong key). */
+  HEARTH_SYNC_CONFIG: "HEARTH_SYNC_CONFIG",
+  /** Sync: a read, write or live query on a table the engine does not follow. */
+  HEARTH_SYNC_UNKNOWN_TABLE: "HEARTH_SYNC_UNKNOWN_TABLE",
 } as const;
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
@@ -28,7 +38,7 @@ export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
  * Every code a `HearthError` may carry. Server codes are listed for completion in editors; the
  * auth endpoints add GoTrue's and OAuth's lower-case codes, so any string may appear.
  */
-export type HearthErrorCode = ServerErrorCode | ClientErrorCode | (string & {});
+export type HearthErrorCode = ServerErrorCode | ClientErrorCode | CryptoErrorCode | (string & {});
 
 export interface HearthErrorOptions {
   /** HTTP status of the answer; 0 when there was none. */
@@ -42,7 +52,9 @@ export interface HearthErrorOptions {
 
 /**
  * A failure with a stable `code`, the HTTP `status` (0 when no answer came back), and the
- * PostgREST-style `message`, `details` and `hint`.
+ * PostgREST-style `message`, `details` and `hint`. Every error the SDK raises is one:
+ * `HearthCryptoError`, `SyncError`, `SyncMutationError` and `SyncConfigError` are subclasses
+ * that add their own fields.
  *
  * @example
  * ```ts
@@ -51,7 +63,8 @@ export interface HearthErrorOptions {
  * ```
  */
 export class HearthError extends Error {
-  override readonly name = "HearthError";
+  // Typed as string, not the literal, so that subclasses can name themselves.
+  override readonly name: string = "HearthError";
   readonly code: HearthErrorCode;
   readonly status: number;
   readonly details: string | null;

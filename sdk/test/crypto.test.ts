@@ -374,9 +374,13 @@ describe("tampering and misuse", () => {
 });
 
 describe("portability", () => {
-  it("the crypto module imports only its own files and @scure/bip39: no Node built-ins, no server code", () => {
+  it("the crypto module imports only its own files, the SDK's errors and @scure/bip39: no Node built-ins, no server code", () => {
     const dir = new URL("../src/crypto/", import.meta.url);
     let seen = 0;
+    // HearthCryptoError extends the SDK's HearthError, whose only import is a type.
+    const base = readFileSync(new URL("../src/errors.ts", import.meta.url), "utf8");
+    expect([...base.matchAll(/^import (?!type )/gm)]).toEqual([]);
+    expect(base).not.toMatch(/\brequire\(|\bprocess\.|\bBuffer\b/);
     for (const file of readdirSync(dir)) {
       const source = readFileSync(new URL(file, dir), "utf8");
       const specs = [
@@ -386,7 +390,7 @@ describe("portability", () => {
       for (const [, a, b, c] of specs) {
         const spec = a ?? b ?? c;
         expect(spec, `${file} imports ${spec}`).toMatch(
-          /^(\.\/[a-z-]+\.ts|@scure\/bip39(\/wordlists\/english\.js)?)$/,
+          /^(\.\/[a-z-]+\.ts|\.\.\/errors\.ts|@scure\/bip39(\/wordlists\/english\.js)?)$/,
         );
       }
       expect(source).not.toMatch(/\brequire\(|\bprocess\.|\bBuffer\b/);

@@ -195,7 +195,7 @@ describe("useMutation with a sync engine", () => {
     await waitFor(() => expect(result.current.m.error).not.toBeNull());
     expect(result.current.m.error).toMatchObject({
       name: "SyncMutationError",
-      status: "rejected",
+      outcome: "rejected",
       code: "42501",
       message: "no write access to todos",
     });

@@ -112,7 +112,7 @@ describe("sync engine: writes", () => {
     const insert = sync.insert("todos", { id: "b", title: "fine" });
     const err = await update.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SyncMutationError);
-    expect(err).toMatchObject({ status: "rejected", code: "42501", message: POLICY.message });
+    expect(err).toMatchObject({ outcome: "rejected", code: "42501", message: POLICY.message });
     expect((err as SyncMutationError).mutation).toMatchObject({
       op: "update",
       values: { title: "not allowed" },
@@ -136,7 +136,7 @@ describe("sync engine: writes", () => {
     await write.queued;
     expect(await sync.get("todos", "a")).toEqual({ id: "a", title: "mine" });
     sync.start();
-    await expect(write).rejects.toMatchObject({ code: "23505", status: "rejected" });
+    await expect(write).rejects.toMatchObject({ code: "23505", outcome: "rejected" });
     await sync.settled();
     expect(await sync.get("todos", "a")).toEqual({ id: "a", title: "theirs", done: false });
   });
@@ -187,7 +187,7 @@ describe("sync engine: writes", () => {
     const expired = collect(sync, "expired");
     const rejected = collect(sync, "rejected");
     const write = sync.delete("todos", "gone");
-    await expect(write).rejects.toMatchObject({ status: "expired", code: "HEARTH_SYNC_MUTATION_EXPIRED" });
+    await expect(write).rejects.toMatchObject({ outcome: "expired", code: "HEARTH_SYNC_MUTATION_EXPIRED" });
     await sync.settled();
     expect(expired).toHaveLength(1);
     expect(rejected).toHaveLength(0);
@@ -270,7 +270,7 @@ describe("sync engine: writes", () => {
     const sync = start(server, new IDBFactory());
     const big = sync.insert("todos", { id: "big", title: "x".repeat(5_000) });
     const small = sync.insert("todos", { id: "small" });
-    await expect(big).rejects.toMatchObject({ code: "HEARTH_REALTIME_LIMIT", status: "rejected" });
+    await expect(big).rejects.toMatchObject({ code: "HEARTH_REALTIME_LIMIT", outcome: "rejected" });
     await expect(small).resolves.toMatchObject({ status: "applied" });
     await sync.settled();
     expect(server.rows("todos").map((r) => r.id)).toEqual(["small"]);

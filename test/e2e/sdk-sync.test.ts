@@ -211,14 +211,14 @@ describe("SDK sync against npm start", () => {
     expect(await sync.query("locked")).toHaveLength(1);
     const err = await denied.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SyncMutationError);
-    expect(err).toMatchObject({ status: "rejected", code: "42501" });
+    expect(err).toMatchObject({ outcome: "rejected", code: "42501" });
     expect(await sync.query("locked")).toEqual([]);
 
     const [existing] = await rest("todos");
     const dup = sync.insert("todos", { id: existing!.id, title: "same key" });
     await dup.queued;
     expect((await sync.get("todos", existing!.id))?.title).toBe("same key");
-    await expect(dup).rejects.toMatchObject({ status: "rejected", code: "23505" });
+    await expect(dup).rejects.toMatchObject({ outcome: "rejected", code: "23505" });
     expect(await sync.get("todos", existing!.id)).toEqual(existing);
     expect(rejected.map((e) => e.code)).toEqual(["42501", "23505"]);
     expect(await rest("locked")).toEqual([]);

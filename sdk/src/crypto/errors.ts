@@ -1,8 +1,10 @@
 /**
- * The one error type of the SDK's encryption. Every failure has a stable `code` (append-only:
- * never rename or reuse one) so that an app can tell "wrong passphrase" from "tampered data"
- * without parsing messages. Messages never hold key material, passphrases or phrase words.
+ * The error type of the SDK's encryption, a `HearthError` (status 0: nothing reached a server).
+ * Every failure has a stable `code` (append-only: never rename or reuse one) so that an app can
+ * tell "wrong passphrase" from "tampered data" without parsing messages. Messages never hold
+ * key material, passphrases or phrase words.
  */
+import { HearthError } from "../errors.ts";
 
 export const CRYPTO_ERROR_CODES = [
   /** Authentication failed: wrong key, wrong context (row/column/table), or altered bytes. */
@@ -38,7 +40,8 @@ export interface CryptoErrorPlace {
 }
 
 /**
- * Thrown by every function of the SDK's encryption on an expected failure.
+ * Thrown by every function of the SDK's encryption on an expected failure; `instanceof
+ * HearthError` holds too.
  *
  * @example
  * try {
@@ -48,15 +51,14 @@ export interface CryptoErrorPlace {
  *   else throw e;
  * }
  */
-export class HearthCryptoError extends Error {
-  override readonly name = "HearthCryptoError";
-  readonly code: CryptoErrorCode;
+export class HearthCryptoError extends HearthError {
+  override readonly name: string = "HearthCryptoError";
+  declare readonly code: CryptoErrorCode;
   readonly table: string | undefined;
   readonly column: string | undefined;
 
   constructor(code: CryptoErrorCode, message: string, place: CryptoErrorPlace = {}, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.code = code;
+    super(code, message, cause === undefined ? {} : { cause });
     this.table = place.table;
     this.column = place.column;
   }

@@ -9,7 +9,7 @@ import type { SyncEngine } from "../sync/engine.ts";
 import { useHearth } from "./context.ts";
 
 /**
- * A write the server refused: a `SyncMutationError` (sync: `status` "rejected" or "expired")
+ * A write the server refused: a `SyncMutationError` (sync: `outcome` "rejected" or "expired")
  * or a `HearthError` (REST), both with the server's `code` and `message`; or a `TypeError`
  * for a write that could not be made (an update without columns).
  */

@@ -7,7 +7,7 @@
 import type { QueuedMutation, Row } from "../replica/types.ts";
 import { DEFAULT_BACKOFF } from "./backoff.ts";
 import type { WebSocketConstructor } from "./connection.ts";
-import { SyncError, type SyncMutationError } from "./errors.ts";
+import { SyncConfigError, SyncError, type SyncMutationError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { Feed } from "./feed.ts";
 import { LiveQueries } from "./live.ts";
@@ -15,7 +15,7 @@ import { Local } from "./local.ts";
 import { fold } from "./overlay.ts";
 import { DEFAULT_LIMITS } from "./protocol.ts";
 import { type QueryOptions, runQuery, sameRows } from "./query.ts";
-import { SyncConfigError, type TableKeys, tableKeys } from "./tables.ts";
+import { type TableKeys, tableKeys } from "./tables.ts";
 import type {
   MutationPromise,
   MutationResult,

@@ -1,49 +1,76 @@
 /**
  * What the engine reports: a mutation the server rejected or could no longer answer
- * (`SyncMutationError`, with the server's code and message), and a failure of the feed
- * itself (`SyncError`: an `error` frame, a frame the engine could not apply, a closed socket).
+ * (`SyncMutationError`, with the server's code and message), a failure of the feed or of a live
+ * query (`SyncError`: an `error` frame, a frame the engine could not apply, a query on a table it
+ * does not follow), and options that cannot work (`SyncConfigError`). The last two are
+ * `HearthError`s with status 0: a socket carries no HTTP status.
  */
+import { HearthError } from "../errors.ts";
 import type { QueuedMutation } from "../replica/types.ts";
 import type { ErrorBody } from "./protocol.ts";
 
 /**
- * A mutation that did not apply: `status` "rejected" (the server refused it; the optimistic
+ * A mutation that did not apply: `outcome` "rejected" (the server refused it; the optimistic
  * change was rolled back) or "expired" (its answer was pruned and it may or may not have been
- * applied: the rows the feed brings are the truth; docs/sync.md, Push).
+ * applied: the rows the feed brings are the truth; docs/sync.md, Push). `code`, `message`,
+ * `details` and `hint` are the server's.
+ *
+ * Not yet a `HearthError`: its `status` still repeats `outcome`, and becomes HearthError's
+ * numeric HTTP status (0) once the feed names the event by `outcome` (read `outcome`).
+ *
+ * @example
+ * ```ts
+ * sync.insert("todos", row).catch((e) => {
+ *   if (e instanceof SyncMutationError && e.outcome === "rejected") toast(`${e.code}: ${e.message}`);
+ * });
+ * ```
  */
 export class SyncMutationError extends Error {
-  override name = "SyncMutationError";
+  override readonly name: string = "SyncMutationError";
   readonly code: string;
   readonly details: string | null;
   readonly hint: string | null;
+  /** @deprecated the same as `outcome`; will become the HTTP status (0) of every HearthError */
+  readonly status: "rejected" | "expired";
 
   constructor(
-    readonly status: "rejected" | "expired",
+    readonly outcome: "rejected" | "expired",
     error: ErrorBody,
     readonly mutation: QueuedMutation,
   ) {
     super(error.message);
+    this.status = outcome;
     this.code = error.code;
     this.details = error.details ?? null;
     this.hint = error.hint ?? null;
   }
 }
 
-/** A failure of the feed: an `error` frame's body, or one the engine made (`HEARTH_SYNC_CLIENT`). */
-export class SyncError extends Error {
-  override name = "SyncError";
-  readonly code: string;
-  readonly details: string | null;
-  readonly hint: string | null;
+/**
+ * A failure of the feed or of a live query: an `error` frame's body, or one the engine made
+ * (`HEARTH_SYNC_CLIENT`, `HEARTH_SYNC_UNKNOWN_TABLE`; `cause` holds what was thrown).
+ */
+export class SyncError extends HearthError {
+  override readonly name: string = "SyncError";
 
-  constructor(body: ErrorBody) {
-    super(body.message);
-    this.code = body.code;
-    this.details = body.details ?? null;
-    this.hint = body.hint ?? null;
+  constructor(body: ErrorBody, options: { cause?: unknown } = {}) {
+    super(body.code, body.message, {
+      details: body.details ?? null,
+      hint: body.hint ?? null,
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
   }
 
-  static client(message: string, details: string | null = null): SyncError {
-    return new SyncError({ code: "HEARTH_SYNC_CLIENT", message, details, hint: null });
+  static client(message: string, details: string | null = null, cause?: unknown): SyncError {
+    return new SyncError({ code: "HEARTH_SYNC_CLIENT", message, details, hint: null }, { cause });
+  }
+}
+
+/** `createSync` options that cannot work (`HEARTH_SYNC_CONFIG`), thrown by `createSync` or the feed. */
+export class SyncConfigError extends HearthError {
+  override readonly name: string = "SyncConfigError";
+
+  constructor(message: string) {
+    super("HEARTH_SYNC_CONFIG", message);
   }
 }

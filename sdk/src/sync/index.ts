@@ -2,10 +2,10 @@
 export { type BackoffOptions, backoffDelay } from "./backoff.ts";
 export type { WebSocketConstructor, WebSocketLike } from "./connection.ts";
 export { createSync, SyncEngine, type Tables } from "./engine.ts";
-export { SyncError, SyncMutationError } from "./errors.ts";
+export { SyncConfigError, SyncError, SyncMutationError } from "./errors.ts";
 export type { Change, ErrorBody, PushStatus, SyncLimits } from "./protocol.ts";
 export type { OrderBy, QueryOptions } from "./query.ts";
-export { SyncConfigError, type TableSpec, type TablesOption } from "./tables.ts";
+export type { TableSpec, TablesOption } from "./tables.ts";
 export type {
   MutationPromise,
   MutationResult,

@@ -5,6 +5,10 @@
  * must know each table's primary key: given, read from a schema JSON table, or `id`.
  */
 import type { Row } from "../replica/types.ts";
+import { SyncConfigError } from "./errors.ts";
+
+// Defined with the other sync errors; still exported here for the modules that import it from here.
+export { SyncConfigError };
 
 /** A table to follow: its primary key, or a table of the project's schema JSON. */
 export interface TableSpec {
@@ -13,10 +17,6 @@ export interface TableSpec {
 }
 
 export type TablesOption = string[] | Record<string, TableSpec>;
-
-export class SyncConfigError extends Error {
-  override name = "SyncConfigError";
-}
 
 export class TableKeys {
   constructor(
