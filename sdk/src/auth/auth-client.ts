@@ -3,8 +3,9 @@
  * refreshed silently before it expires, and announced to `onAuthStateChange` listeners.
  *
  * Invariants: refresh tokens rotate and a reused one revokes the whole session (docs/api.md),
- * so at most one refresh runs at a time, a refresh is never retried blindly, and a session
- * another tab already rotated (same storage) is adopted rather than refreshed again.
+ * so at most one refresh runs at a time (per client, and across tabs where Web Locks exist:
+ * refresh-lock.ts), a refresh is never retried blindly, and a session another tab already
+ * rotated (same storage) is adopted rather than refreshed again.
  */
 import { HearthError } from "../errors.ts";
 import { type AppSignIn, type PendingSignIn, pendingFromRedirect, startAppSignIn } from "./app-sign-in.ts";
@@ -17,6 +18,7 @@ import {
   tokenRequest,
   userRequest,
 } from "./endpoints.ts";
+import { withRefreshLock } from "./refresh-lock.ts";
 import { expiresWithin, RefreshTimer, USE_MARGIN_MS } from "./refresh-timer.ts";
 import {
   type AccountSession,
@@ -368,7 +370,8 @@ export class HearthAuth {
   }
 
   private refreshOnce(): Promise<Session> {
-    this.refreshing ??= this.refresh().finally(() => {
+    // Under the cross-tab lock: refresh() reads the stored session only once it holds it.
+    this.refreshing ??= withRefreshLock(this.settings.storageKey, () => this.refresh()).finally(() => {
       this.refreshing = null;
     });
     return this.refreshing;
@@ -378,8 +381,9 @@ export class HearthAuth {
     const generation = this.generation;
     let base = this.session;
     if (!base) throw notSignedIn("refresh");
-    // Another tab sharing this storage may have rotated the token already: reusing ours would
-    // revoke the session, so take theirs (and refresh it only if it is about to expire too).
+    // Another tab sharing this storage may have rotated the token already (while this one waited
+    // for the lock, or without locks): reusing ours would revoke the session, so take theirs
+    // (and refresh it only if it is about to expire too).
     const stored = await this.load().catch(() => null);
     if (stored && stored.refresh_token !== base.refresh_token) {
       await this.store(stored);
