@@ -182,11 +182,10 @@ export class IndexedDbReplica implements Replica {
       // The table's rows become its staged rows, which leave the staging store.
       const range = this.tableRange(table);
       requests.push(rows.delete(range));
-      let cursor = await staged.openCursor(range);
-      while (cursor) {
-        requests.push(rows.put(cursor.value, cursor.key));
-        cursor = await cursor.continue();
-      }
+      // Two bulk reads, not a cursor: a cursor costs one event-loop round trip per row
+      // (10k rows: ~4 s in Chromium against ~1.5 s this way, bench/results/sdk-browser.md).
+      const [keys, values] = await Promise.all([staged.getAllKeys(range), staged.getAll(range)]);
+      for (let i = 0; i < keys.length; i++) requests.push(rows.put(values[i]!, keys[i]));
       requests.push(staged.delete(range));
     }
     for (const w of batch.rows ?? []) {
