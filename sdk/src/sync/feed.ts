@@ -92,7 +92,7 @@ export class Feed {
       report: (err) => this.report(err),
       changed: (table) => host.changed([table], "remote"),
       answered: (id, outcome) => host.answered(id, outcome),
-      refused: (err) => host.events.emit(err.status, err),
+      refused: (err) => host.events.emit(err.outcome, err),
       settled: () => this.checkIdle(),
     });
   }
