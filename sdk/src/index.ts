@@ -68,6 +68,7 @@ export {
   type BackoffOptions,
   backoffDelay,
   createSync,
+  type LiveOptions,
   type MutationPromise,
   type MutationResult,
   type OrderBy,

@@ -9,6 +9,7 @@ import { act, cleanup, renderHook, waitFor } from "@testing-library/react";
 import { createElement, type ReactNode } from "react";
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient } from "../src/client/client.ts";
+import { HearthError } from "../src/errors.ts";
 import { HearthProvider, useMutation, useQuery } from "../src/react/index.ts";
 import { MemoryReplica } from "../src/replica/memory.ts";
 import type { Row } from "../src/replica/types.ts";
@@ -79,11 +80,16 @@ describe("useQuery with a sync engine", () => {
     let deliveries = 0;
     // Count what the hook's live query is told, and when it unsubscribes.
     const live = sync.live.bind(sync);
-    sync.live = ((table: string, options: object, callback: (rows: Row[]) => void) => {
-      const stop = live(table, options, (rows) => {
-        deliveries++;
-        callback(rows);
-      });
+    sync.live = ((table: string, options: object, callback: (rows: Row[]) => void, more?: object) => {
+      const stop = live(
+        table,
+        options,
+        (rows) => {
+          deliveries++;
+          callback(rows);
+        },
+        more,
+      );
       return () => {
         stops.push(table);
         stop();
@@ -120,17 +126,34 @@ describe("useQuery with a sync engine", () => {
 
   it("reports a `where` that throws as its error", async () => {
     const { wrapper } = setup();
+    const bad = new Error("bad predicate");
     const { result } = renderHook(
       () =>
         useQuery("todos", {
           where: () => {
-            throw new Error("bad predicate");
+            throw bad;
           },
         }),
       { wrapper },
     );
     await waitFor(() => expect(result.current.error?.message).toBe("bad predicate"));
+    expect(result.current.error).toMatchObject({ code: "HEARTH_SYNC_CLIENT", cause: bad });
     expect(result.current.loading).toBe(false);
+  });
+
+  it("a table the engine does not follow is an error at once, not a query loading forever", async () => {
+    const { sync, wrapper } = setup();
+    const engineErrors: unknown[] = [];
+    sync.on("error", (e) => engineErrors.push(e));
+    const { result } = renderHook(() => useQuery("todoz"), { wrapper });
+    await waitFor(() => expect(result.current.loading).toBe(false));
+    expect(result.current.data).toBeNull();
+    expect(result.current.error).toBeInstanceOf(HearthError);
+    expect(result.current.error).toMatchObject({
+      code: "HEARTH_SYNC_UNKNOWN_TABLE",
+      message: "todoz is not one of the synced tables (todos, notes)",
+    });
+    expect(engineErrors).toEqual([]); // the hook's own error, not the engine's event
   });
 });
 

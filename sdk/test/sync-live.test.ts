@@ -6,13 +6,15 @@
 import "fake-indexeddb/auto";
 import { IDBFactory } from "fake-indexeddb";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { HearthError } from "../src/errors.ts";
 import { MemoryReplica } from "../src/replica/memory.ts";
 import type { Row } from "../src/replica/types.ts";
 import type { SyncEngine } from "../src/sync/engine.ts";
+import type { SyncError } from "../src/sync/errors.ts";
 import { runQuery } from "../src/sync/query.ts";
 import type { RowCodec, SyncOptions } from "../src/sync/types.ts";
 import { FakeSyncServer } from "./sync-fake-server.ts";
-import { engineFor, idbReplica } from "./sync-helpers.ts";
+import { collect, engineFor, idbReplica } from "./sync-helpers.ts";
 
 const engines: SyncEngine[] = [];
 
@@ -107,6 +109,69 @@ describe("live queries", () => {
     await sync.insert("todos", { id: "a" }).queued;
     await vi.waitFor(() => expect(ok.at(-1)).toBe(1));
     expect(errors).toContain("bad predicate");
+  });
+});
+
+describe("a live query's own errors (onError)", () => {
+  it("a table the engine does not follow fails at once with HEARTH_SYNC_UNKNOWN_TABLE, naming the followed ones", async () => {
+    const sync = start(new FakeSyncServer(), { connect: false });
+    const events = collect(sync, "error");
+    const errors: SyncError[] = [];
+    const rows: unknown[] = [];
+    sync.live("todoz", {}, (r) => rows.push(r), { onError: (e) => errors.push(e) });
+    await Promise.resolve(); // delivered in a microtask: no replica or network involved
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(HearthError);
+    expect(errors[0]).toMatchObject({
+      code: "HEARTH_SYNC_UNKNOWN_TABLE",
+      status: 0,
+      message: "todoz is not one of the synced tables (todos, notes)",
+      hint: expect.stringContaining('"todoz"'),
+    });
+    expect(rows).toEqual([]);
+    expect(events).toEqual([]); // given onError, the engine's event stays quiet
+
+    // Without onError it goes to the engine's `error` event; unsubscribed at once, nowhere.
+    sync.live("todoz", {}, () => {});
+    sync.live("todoz", {}, () => {}, { onError: (e) => errors.push(e) })();
+    await vi.waitFor(() => expect(events.map((e) => e.code)).toEqual(["HEARTH_SYNC_UNKNOWN_TABLE"]));
+    expect(errors).toHaveLength(1);
+
+    // Reads and writes of such a table reject with the same code.
+    await expect(sync.query("todoz")).rejects.toMatchObject({ code: "HEARTH_SYNC_UNKNOWN_TABLE" });
+    await expect(sync.get("todoz", 1)).rejects.toMatchObject({ code: "HEARTH_SYNC_UNKNOWN_TABLE" });
+    await expect(sync.insert("todoz", { id: 1 }).queued).rejects.toMatchObject({
+      code: "HEARTH_SYNC_UNKNOWN_TABLE",
+    });
+  });
+
+  it("a `where` that throws reaches onError with what it threw as cause; the next answer still comes", async () => {
+    const sync = start(new FakeSyncServer(), { connect: false });
+    await sync.insert("todos", { id: "a", done: false }).queued;
+    const events = collect(sync, "error");
+    const errors: SyncError[] = [];
+    const seen: string[][] = [];
+    const bad = new Error("bad predicate");
+    let broken = false;
+    const where = (t: Row) => {
+      if (broken) throw bad;
+      return !t.done;
+    };
+    sync.live("todos", { where }, (rows) => seen.push(rows.map((r) => String(r.id))), {
+      onError: (e) => errors.push(e),
+    });
+    await vi.waitFor(() => expect(seen).toEqual([["a"]]));
+
+    broken = true;
+    await sync.insert("todos", { id: "b", done: true }).queued;
+    await vi.waitFor(() => expect(errors).toHaveLength(1));
+    expect(errors[0]).toMatchObject({ code: "HEARTH_SYNC_CLIENT", message: "bad predicate", cause: bad });
+    expect(events).toEqual([]);
+
+    // Fixed, and the answer equals the last one delivered: it is delivered again after an error.
+    broken = false;
+    await sync.insert("todos", { id: "c", done: true }).queued;
+    await vi.waitFor(() => expect(seen).toEqual([["a"], ["a"]]));
   });
 });
 

@@ -256,7 +256,10 @@ describe("sync engine: writes", () => {
   it("refuses bad writes before queueing them", async () => {
     const server = new FakeSyncServer();
     const sync = start(server, new IDBFactory(), { connect: false });
-    await expect(sync.insert("nope", { id: 1 })).rejects.toThrow(/not one of the synced tables/);
+    await expect(sync.insert("nope", { id: 1 })).rejects.toMatchObject({
+      code: "HEARTH_SYNC_UNKNOWN_TABLE",
+      message: expect.stringMatching(/not one of the synced tables/),
+    });
     await expect(sync.update("todos", "a", {})).rejects.toThrow(/at least one column/);
     await expect(sync.delete("todos", { title: "x" })).rejects.toThrow(/needs column id/);
     await expect(sync.insert("todos", "row" as never).queued).rejects.toThrow(/object/);

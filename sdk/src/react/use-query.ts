@@ -37,7 +37,11 @@ export interface QueryState<T> {
   /** the rows; null until the first answer (kept while a new answer loads) */
   data: T[] | null;
   loading: boolean;
-  /** a `HearthError` (REST) or the error a `where` threw; null when the last answer came */
+  /**
+   * REST: the query's `HearthError`. Sync: the live query's `SyncError`, such as
+   * `HEARTH_SYNC_UNKNOWN_TABLE`, or `HEARTH_SYNC_CLIENT` with what a `where` threw as `cause`.
+   * Null once an answer came.
+   */
   error: Error | null;
 }
 
@@ -97,38 +101,21 @@ function liveQuery<T extends Row>(
     deliver({ error: new TypeError("useQuery: `filter` is for REST mode; with a sync engine pass `where`") });
     return () => {};
   }
-  // The engine reports a failed run to its `error` event only, and calls back only when the
-  // rows changed: a throwing `where` is caught here and reported as this query's error, which
-  // stays until the options change (a new subscription).
-  let failure: Error | null = null;
-  let active = true;
-  const guarded = (row: Row) => {
-    try {
-      return latest.current.where ? latest.current.where(row as T) : true;
-    } catch (err) {
-      if (failure === null) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        failure = error;
-        queueMicrotask(() => active && deliver({ error }));
-      }
-      return false;
-    }
-  };
-  const stop = sync.live(
+  // The latest `where` at each run, so `deps` can change what it reads without a new subscription.
+  const current = (row: Row) => latest.current.where?.(row as T) ?? true;
+  // The unsubscribe stops both callbacks, so nothing is delivered after unmount.
+  return sync.live(
     table,
     {
-      ...(where ? { where: guarded } : {}),
+      ...(where ? { where: current } : {}),
       ...(orderBy !== undefined ? { orderBy: orderBy as OrderBy } : {}),
       ...(limit !== undefined ? { limit } : {}),
     },
-    (rows) => {
-      if (failure === null) deliver({ data: rows as T[], error: null });
-    },
+    (rows) => deliver({ data: rows as T[], error: null }),
+    // A table the engine does not follow, a `where` that threw: this query's error, kept until
+    // an answer comes (the next change runs the query again).
+    { onError: (error) => deliver({ error }) },
   );
-  return () => {
-    active = false;
-    stop();
-  };
 }
 
 function restQuery<T extends Row>(

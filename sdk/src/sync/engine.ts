@@ -10,7 +10,7 @@ import type { WebSocketConstructor } from "./connection.ts";
 import { SyncConfigError, SyncError, type SyncMutationError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { Feed } from "./feed.ts";
-import { LiveQueries } from "./live.ts";
+import { type LiveOptions, LiveQueries } from "./live.ts";
 import { Local } from "./local.ts";
 import { fold } from "./overlay.ts";
 import { DEFAULT_LIMITS } from "./protocol.ts";
@@ -131,6 +131,7 @@ export class SyncEngine<DB extends Tables = Tables> {
    * const open = await sync.query("todos", { where: (t) => !t.done, orderBy: "title", limit: 20 });
    */
   async query<K extends keyof DB & string>(table: K, options: QueryOptions<DB[K]> = {}): Promise<DB[K][]> {
+    this.keysOf(table); // an unknown table fails before waiting for the replica
     await this.ready;
     const view = await this.local.view(table);
     return runQuery([...view.values()] as DB[K][], options);
@@ -142,8 +143,8 @@ export class SyncEngine<DB extends Tables = Tables> {
    * const todo = await sync.get("todos", 7);
    */
   async get<K extends keyof DB & string>(table: K, pk: unknown): Promise<DB[K] | undefined> {
+    const keys = this.keysOf(table);
     await this.ready;
-    const keys = this.local.keysOf(table);
     const key = keys.ofPk(keys.pkOf(pk));
     const row = await this.local.replica.row(table, key);
     const view = new Map(row ? [[key, row]] : []);
@@ -157,26 +158,55 @@ export class SyncEngine<DB extends Tables = Tables> {
 
   /**
    * Calls `callback` with the query's rows now and after every change that alters them,
-   * local or from the server. Returns the unsubscribe.
+   * local or from the server. Returns the unsubscribe. The query's errors go to `onError`
+   * (else to the engine's `error` event): a table the engine does not follow fails at once
+   * with `HEARTH_SYNC_UNKNOWN_TABLE`, a run that throws with `HEARTH_SYNC_CLIENT`.
    * @example
-   * const stop = sync.live("todos", { orderBy: "title" }, (todos) => render(todos));
+   * const stop = sync.live("todos", { orderBy: "title" }, (todos) => render(todos), {
+   *   onError: (e) => showError(e.message),
+   * });
    */
   live<K extends keyof DB & string>(
     table: K,
     options: QueryOptions<DB[K]>,
     callback: (rows: DB[K][]) => void,
+    { onError }: LiveOptions = {},
   ): () => void {
     let last: DB[K][] | null = null;
     let active = true;
+    const failed = (err: unknown) => {
+      if (!active) return;
+      const error = toSyncError(err);
+      if (!onError) return this.events.emit("error", error);
+      try {
+        onError(error);
+      } catch (thrown) {
+        console.error("hearth sync: a live query's onError threw", thrown);
+      }
+    };
+    if (!this.local.keys.has(table)) {
+      // Nothing to watch: the query would never answer.
+      const error = SyncError.unknownTable(table, this.local.followed);
+      queueMicrotask(() => failed(error));
+      return () => {
+        active = false;
+      };
+    }
     const unsubscribe = this.lives.add(
       table,
       async () => {
-        const rows = await this.query(table, options);
+        let rows: DB[K][];
+        try {
+          rows = await this.query(table, options);
+        } catch (err) {
+          last = null; // the next answer is delivered, even if it equals the one before
+          throw err;
+        }
         if (!active || (last && sameRows(last, rows))) return;
         last = rows;
         callback(rows);
       },
-      (err) => this.events.emit("error", toSyncError(err)),
+      failed,
     );
     return () => {
       active = false;
@@ -232,8 +262,9 @@ export class SyncEngine<DB extends Tables = Tables> {
     });
     // Writes enter the queue in the order they were made, each after its encryption.
     const queued = this.writes.then(async () => {
+      const keys = this.keysOf(table);
       await this.local.ready;
-      const fields = build(this.local.keysOf(table));
+      const fields = build(keys);
       const wire = await this.encrypt(table, fields);
       return this.local.run(async () => {
         const id = this.local.meta.nextMutationId;
@@ -271,6 +302,13 @@ export class SyncEngine<DB extends Tables = Tables> {
     return codec.encrypt(table, fields.row!, {});
   }
 
+  /** The keys of a followed table; `HEARTH_SYNC_UNKNOWN_TABLE` for any other. */
+  private keysOf(table: string): TableKeys {
+    const keys = this.local.keys.get(table);
+    if (!keys) throw SyncError.unknownTable(table, this.local.followed);
+    return keys;
+  }
+
   private answered(id: number, outcome: MutationResult | SyncMutationError): void {
     const waiter = this.waiters.get(id);
     if (!waiter) return;
@@ -293,8 +331,9 @@ function rowOf(row: unknown): Row {
   return structuredClone(row as Row);
 }
 
-function toSyncError(err: unknown) {
-  return SyncError.client(err instanceof Error ? err.message : String(err));
+function toSyncError(err: unknown): SyncError {
+  if (err instanceof SyncError) return err;
+  return SyncError.client(err instanceof Error ? err.message : String(err), null, err);
 }
 
 /**

@@ -64,6 +64,16 @@ export class SyncError extends HearthError {
   static client(message: string, details: string | null = null, cause?: unknown): SyncError {
     return new SyncError({ code: "HEARTH_SYNC_CLIENT", message, details, hint: null }, { cause });
   }
+
+  /** A read, write or live query on a table the engine does not follow. */
+  static unknownTable(table: string, followed: readonly string[]): SyncError {
+    return new SyncError({
+      code: "HEARTH_SYNC_UNKNOWN_TABLE",
+      message: `${table} is not one of the synced tables (${followed.join(", ")})`,
+      details: null,
+      hint: `Follow it: createSync({ tables: [${[...followed, table].map((t) => JSON.stringify(t)).join(", ")}] })`,
+    });
+  }
 }
 
 /** `createSync` options that cannot work (`HEARTH_SYNC_CONFIG`), thrown by `createSync` or the feed. */

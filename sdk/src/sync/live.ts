@@ -3,7 +3,20 @@
  * frame from the server). Runs of one query never overlap: changes during a run make one
  * more run after it, however many they were.
  */
+import type { SyncError } from "./errors.ts";
+
 type Runner = () => Promise<void>;
+
+/** The fourth argument of `live`. */
+export interface LiveOptions {
+  /**
+   * Errors of this query: a table the engine does not follow (`HEARTH_SYNC_UNKNOWN_TABLE`, at
+   * once), and runs that fail (`HEARTH_SYNC_CLIENT`, with what was thrown as `cause`: a `where`
+   * or the callback, a replica that did not open). Given, they go here and not to the engine's
+   * `error` event. The query keeps running: the next change runs it again.
+   */
+  onError?: (error: SyncError) => void;
+}
 
 class LiveQuery {
   active = true;
