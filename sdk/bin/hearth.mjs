@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 /**
- * `npx hearth types ...`: see sdk/src/types/cli.ts. The SDK ships TypeScript sources (no build
- * step yet), so this launcher imports them directly where Node strips types itself, and
- * otherwise (Node 20) bundles the CLI in memory with esbuild, which this repository has
- * (through wrangler and vitest). A published package would point `bin` at compiled JavaScript.
+ * `npx hearth types ...`: see sdk/src/types/cli.ts. A published package runs the compiled CLI
+ * in dist/ (`npm run build -w @hearth/sdk`). In this repository, without a build, it imports
+ * the TypeScript sources directly where Node strips types itself, and otherwise (Node 20)
+ * bundles the CLI in memory with esbuild, which this repository has (through wrangler and vitest).
  */
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { importBundled } from "./import-bundled.mjs";
 
+const built = new URL("../dist/sdk/src/types/cli.js", import.meta.url);
 const entry = fileURLToPath(new URL("../src/types/cli.ts", import.meta.url));
 
 async function load() {
+  if (existsSync(built)) return import(built.href);
   try {
     return await import(entry);
   } catch (err) {
