@@ -45,7 +45,8 @@ describe("the error family", () => {
     const body = { code: "42501", message: "no write access", details: "d", hint: "h" };
     const m = { id: 3, table: "todos", op: "insert" as const, state: "pending" as const, queuedAt: 0 };
     const rejected = new SyncMutationError("rejected", body, m);
-    expect(rejected).toMatchObject({ ...body, outcome: "rejected", mutation: m });
+    expect(rejected).toBeInstanceOf(HearthError);
+    expect(rejected).toMatchObject({ ...body, status: 0, outcome: "rejected", mutation: m });
     const frame = new SyncError(body);
     expect(frame).toBeInstanceOf(HearthError);
     expect(frame.toJSON()).toEqual({ ...body, status: 0 });

@@ -7,6 +7,7 @@
 import "fake-indexeddb/auto";
 import { IDBFactory } from "fake-indexeddb";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { HearthError } from "../src/errors.ts";
 import type { SyncEngine } from "../src/sync/engine.ts";
 import { SyncMutationError } from "../src/sync/errors.ts";
 import type { SyncOptions } from "../src/sync/types.ts";
@@ -112,7 +113,9 @@ describe("sync engine: writes", () => {
     const insert = sync.insert("todos", { id: "b", title: "fine" });
     const err = await update.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SyncMutationError);
-    expect(err).toMatchObject({ outcome: "rejected", code: "42501", message: POLICY.message });
+    expect(err).toBeInstanceOf(HearthError);
+    // `status` is HearthError's HTTP status (none over a socket); the outcome has its own field.
+    expect(err).toMatchObject({ outcome: "rejected", status: 0, code: "42501", message: POLICY.message });
     expect((err as SyncMutationError).mutation).toMatchObject({
       op: "update",
       values: { title: "not allowed" },

@@ -9,8 +9,8 @@ import type { SyncEngine } from "../sync/engine.ts";
 import { useHearth } from "./context.ts";
 
 /**
- * A write the server refused: a `SyncMutationError` (sync: `outcome` "rejected" or "expired")
- * or a `HearthError` (REST), both with the server's `code` and `message`; or a `TypeError`
+ * A write the server refused, a `HearthError` with the server's `code` and `message` (sync: a
+ * `SyncMutationError`, with `outcome` "rejected" or "expired"); or a `TypeError`
  * for a write that could not be made (an update without columns).
  */
 export type MutationError = Error & { code?: string; details?: string | null; hint?: string | null };

@@ -2,8 +2,8 @@
  * What the engine reports: a mutation the server rejected or could no longer answer
  * (`SyncMutationError`, with the server's code and message), a failure of the feed or of a live
  * query (`SyncError`: an `error` frame, a frame the engine could not apply, a query on a table it
- * does not follow), and options that cannot work (`SyncConfigError`). The last two are
- * `HearthError`s with status 0: a socket carries no HTTP status.
+ * does not follow), and options that cannot work (`SyncConfigError`). All are `HearthError`s
+ * with status 0: a socket carries no HTTP status.
  */
 import { HearthError } from "../errors.ts";
 import type { QueuedMutation } from "../replica/types.ts";
@@ -15,9 +15,6 @@ import type { ErrorBody } from "./protocol.ts";
  * applied: the rows the feed brings are the truth; docs/sync.md, Push). `code`, `message`,
  * `details` and `hint` are the server's.
  *
- * Not yet a `HearthError`: its `status` still repeats `outcome`, and becomes HearthError's
- * numeric HTTP status (0) once the feed names the event by `outcome` (read `outcome`).
- *
  * @example
  * ```ts
  * sync.insert("todos", row).catch((e) => {
@@ -25,24 +22,15 @@ import type { ErrorBody } from "./protocol.ts";
  * });
  * ```
  */
-export class SyncMutationError extends Error {
+export class SyncMutationError extends HearthError {
   override readonly name: string = "SyncMutationError";
-  readonly code: string;
-  readonly details: string | null;
-  readonly hint: string | null;
-  /** @deprecated the same as `outcome`; will become the HTTP status (0) of every HearthError */
-  readonly status: "rejected" | "expired";
 
   constructor(
     readonly outcome: "rejected" | "expired",
     error: ErrorBody,
     readonly mutation: QueuedMutation,
   ) {
-    super(error.message);
-    this.status = outcome;
-    this.code = error.code;
-    this.details = error.details ?? null;
-    this.hint = error.hint ?? null;
+    super(error.code, error.message, { details: error.details ?? null, hint: error.hint ?? null });
   }
 }
 
