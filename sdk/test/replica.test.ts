@@ -218,6 +218,7 @@ describe("IndexedDbReplica", () => {
     await first.open();
     const second = open("shared");
     await expect(second.open()).rejects.toBeInstanceOf(ReplicaInUseError);
+    await expect(second.open()).rejects.toMatchObject({ code: "HEARTH_REPLICA_IN_USE", status: 0 });
     const other = open("another");
     await other.open();
     await first.close();

@@ -89,6 +89,32 @@ describe("sync engine: the device's network signals", () => {
     expect(server.rows("todos")).toMatchObject([{ id: "c", title: "queued" }]);
   });
 
+  it("takes the signals it is given instead of the platform's, or none with network: false", async () => {
+    stubBrowser(false); // the platform says offline; the option wins
+    const server = new FakeSyncServer();
+    const ignoring = engineFor(server, { replica: new MemoryReplica(), network: false });
+    engines.push(ignoring);
+    await statusOf(ignoring, "live");
+
+    let online = false;
+    let notify: (on: boolean) => void = () => {};
+    const own = engineFor(server, {
+      replica: new MemoryReplica(),
+      network: {
+        online: () => online,
+        subscribe: (listener) => {
+          notify = listener;
+          return () => {};
+        },
+      },
+    });
+    engines.push(own);
+    await statusOf(own, "offline");
+    online = true;
+    notify(true);
+    await statusOf(own, "live");
+  });
+
   it("stops listening when stopped", async () => {
     const device = stubBrowser(false);
     const server = new FakeSyncServer();

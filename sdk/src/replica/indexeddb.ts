@@ -15,6 +15,7 @@
  * IDBKeyRange themselves can be injected (one fake factory per test keeps tests apart).
  */
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, wrap } from "idb";
+import { HearthError } from "../errors.ts";
 import {
   newMeta,
   type QueuedMutation,
@@ -47,8 +48,14 @@ export interface ReplicaLocks {
   ): Promise<unknown>;
 }
 
-export class ReplicaInUseError extends Error {
-  override name = "ReplicaInUseError";
+/** `HEARTH_REPLICA_IN_USE`: another tab or engine holds this replica's lock. */
+export class ReplicaInUseError extends HearthError {
+  override readonly name: string = "ReplicaInUseError";
+  constructor(message: string) {
+    super("HEARTH_REPLICA_IN_USE", message, {
+      hint: "Show that the app is open in another tab, or give each tab its own database name.",
+    });
+  }
 }
 
 export interface IndexedDbReplicaOptions {

@@ -77,6 +77,7 @@ export class SyncEngine<DB extends Tables = Tables> {
           pingIntervalMs: options.pingIntervalMs ?? 20_000,
           pongTimeoutMs: options.pongTimeoutMs ?? 10_000,
         },
+        ...(options.network === undefined ? {} : { network: options.network }),
       },
     );
     if (options.connect !== false) this.start();
