@@ -210,7 +210,10 @@ function containment(f: Filter, r: Resolved): Truth {
 function evaluateFilter(f: Filter, row: WireRow, columns: ColumnLookup): Truth {
   const col = columns(f.field.column);
   if (col?.encrypted && !(f.op === "is" && (f.value === "null" || f.value === "not_null"))) {
-    throw new HearthError("HEARTH_UNSUPPORTED", `Cannot filter on encrypted column "${f.field.column}"`);
+    throw new HearthError("HEARTH_UNSUPPORTED", `Cannot filter on encrypted column "${f.field.column}"`, {
+      details: "Encrypted columns hold client-side ciphertext; the server never sees their values.",
+      hint: "Filter on another column, or decrypt and filter on the client.",
+    });
   }
   const r = resolve(row, f.field, columns);
   const v = r.value;

@@ -4,11 +4,14 @@
  * Credentials are read per request, so a refreshed or new session applies to queries built
  * before it; so does the project of an app session (its `project_url`).
  */
+
 import { PostgrestClient } from "@supabase/postgrest-js";
 import { type AuthSettings, HearthAuth } from "../auth/auth-client.ts";
 import type { AuthTransport } from "../auth/endpoints.ts";
 import { resolveStorage, type StorageOption } from "../auth/storage.ts";
+import type { EncryptionSchema } from "../crypto/rows.ts";
 import { HearthError } from "../errors.ts";
+import { checkEncryptedFilters } from "./encrypted-filter.ts";
 import { withHearth } from "./query.ts";
 import { fetchWithRetry, type RetryOptions, type RetryPolicy, resolveRetry } from "./retry.ts";
 import { parseHearthUrl, rebase } from "./url.ts";
@@ -37,6 +40,12 @@ export interface ClientOptions {
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Headers added to every request (REST, auth, OAuth). */
   headers?: Record<string, string>;
+  /**
+   * The schema JSON (the project's, or the tables the app declares): a query that filters or
+   * orders on a column marked `encrypted` is refused before it is sent, with
+   * `HEARTH_ENCRYPTED_FILTER` (the server only holds ciphertext, so it could never match).
+   */
+  schema?: EncryptionSchema;
 }
 
 const NO_RETRY: RetryPolicy = { ...resolveRetry(false) };
@@ -62,6 +71,7 @@ export class HearthClient<DB = any> {
   private readonly extraHeaders: Record<string, string>;
   private readonly restBase: string;
   private readonly postgrest: PostgrestClient<DB>;
+  private readonly schema: EncryptionSchema | null;
 
   constructor(url: string, options: ClientOptions = {}) {
     const { platformUrl, projectUrl } = parseHearthUrl(url);
@@ -75,6 +85,7 @@ export class HearthClient<DB = any> {
     const f = options.fetch;
     this.baseFetch = f ? (u, i) => f(u, i) : (u, i) => fetch(u, i);
     this.extraHeaders = { ...options.headers };
+    this.schema = options.schema ?? null;
     // Queries are built against this base and re-based at send time to the current project.
     this.restBase = `${projectUrl ?? `${platformUrl}/p/-`}/rest/v1`;
     // postgrest-js's retry stays "on" here only so that `.retry(false)` on a query can be told
@@ -116,6 +127,7 @@ export class HearthClient<DB = any> {
    */
   from: PostgrestClient<DB>["from"] = ((relation: string) =>
     withHearth(this.postgrest.from(relation as never), async (url, init, retry) => {
+      if (this.schema) checkEncryptedFilters(this.schema, relation, url);
       await this.auth.ready; // the stored session may name the project
       return this.send(rebase(url, this.restBase, `${this.currentProject()}/rest/v1`), init, retry);
     })) as unknown as PostgrestClient<DB>["from"];
