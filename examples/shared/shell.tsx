@@ -66,6 +66,7 @@ export async function start(screen: () => ReactNode): Promise<void> {
   document.title = config.title;
   const client = createClient(config.hearthUrl, {
     auth: { storage: "localStorage", storageKey: `hearth-example.${config.app}` },
+    schema, // refuses filters on the encrypted notes before they are sent
   });
   let redirectError: string | null = null;
   if (location.pathname === "/callback") {
