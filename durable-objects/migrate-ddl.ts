@@ -65,6 +65,7 @@ export function sqliteType(t: ColumnType): SqliteType {
     case "float":
       return "REAL";
     case "bytes":
+    case "vector":
       return "BLOB";
   }
 }
@@ -99,7 +100,8 @@ export function renderDefault(col: EffColumn): { sql: string } | { problem: stri
         ? { sql: d ? "1" : "0" }
         : { problem: "its default is not true or false" };
     case "bytes":
-      return { problem: "a bytes default cannot be written as SQL" };
+    case "vector":
+      return { problem: `a ${col.def.type} default cannot be written as SQL` };
     default:
       if (typeof d !== "string") return { problem: "its default is not a string" };
       if (d.includes("\0")) return { problem: "its default contains a NUL character" };

@@ -58,7 +58,8 @@ const TEXTISH = new Set<ColumnType>(["text", "uuid"]);
 
 /** The server's owner_id is text; a declared one may be text or uuid, stored the same. */
 function sameType(a: EffColumn, b: EffColumn): boolean {
-  if (a.def.type === b.def.type) return true;
+  // a vector's dimensions are part of its type (stored rows keep theirs)
+  if (a.def.type === b.def.type) return a.def.dimensions === b.def.dimensions;
   return (a.managed || b.managed) && TEXTISH.has(a.def.type) && TEXTISH.has(b.def.type);
 }
 

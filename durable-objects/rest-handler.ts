@@ -28,6 +28,7 @@ import { readAccess, writeAccess } from "./policy.ts";
 import { buildLevel, countLevel, type Level, MAX_ROWS, type Row, runLevel } from "./read.ts";
 import { contentRange, formatBody, respond, singular } from "./rest-response.ts";
 import { SchemaIndex, type TableInfo } from "./schema-index.ts";
+import { vectorSearch } from "./vectors/search.ts";
 import { beginWalTx, walCountsOf } from "./wal.ts";
 import { deleteRows, insertBatch, type PrimaryKey, selectTargets, updateRows } from "./write.ts";
 
@@ -90,11 +91,12 @@ export async function handleRest(ctx: RestContext, request: Request, subpath: st
   }
   const segments = subpath.slice(1).split("/");
   if (segments[0] === "rpc") {
+    if (segments.length === 2 && segments[1] === "vector_search") return vectorSearch(ctx, request);
     throw new HearthError(
       "PGRST202",
       `Could not find the function ${segments.slice(1).join("/")} in the schema cache`,
       {
-        hint: "Hearth has no database functions yet; vector_search and friends arrive with later issues.",
+        hint: "Hearth's functions: vector_search (docs/vectors.md).",
       },
     );
   }

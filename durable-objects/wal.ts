@@ -54,6 +54,7 @@ function wireExpr(ref: string, col: ColumnInfo): string {
     case "json":
       return `json(${v})`;
     case "bytes":
+    case "vector": // float32 bytes; SQL cannot print them as a JSON array
       return `CASE WHEN ${v} IS NULL THEN NULL ELSE '\\x' || lower(hex(${v})) END`;
     default:
       return v;

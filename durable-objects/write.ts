@@ -76,6 +76,25 @@ function rowError(err: unknown, rowIndex: number, batchSize: number): unknown {
   return err;
 }
 
+/** Types stored as BLOBs: they travel as hex in JSON parameters and are unhex()-ed in SQL. */
+function isBlob(type: string): boolean {
+  return type === "bytes" || type === "vector";
+}
+
+/** A vector must have exactly its column's dimensions (the cast checks only 1..4096). */
+function checkDimensions(col: ColumnInfo, v: StorageValue | typeof MISSING): void {
+  if (v instanceof ArrayBuffer && v.byteLength !== (col.def.dimensions ?? 0) * 4) {
+    throw new HearthError(
+      "HEARTH_VECTOR_INVALID",
+      `expected ${col.def.dimensions} dimensions, not ${v.byteLength / 4}`,
+      {
+        details: `column "${col.name}" holds vectors of ${col.def.dimensions} dimensions`,
+        hint: "Send a vector as a JSON array of finite numbers, e.g. [0.1, 0.2, 0.3].",
+      },
+    );
+  }
+}
+
 /** JSON-safe storage value for json_each: bytes travel as hex and are unhex()-ed in SQL. */
 function jsonSafe(v: StorageValue): string | number | null {
   return v instanceof ArrayBuffer ? bytesToHex(v) : v;
@@ -119,6 +138,7 @@ export function insertBatch(
           const raw = row[j];
           if (raw === MISSING || raw === undefined) v = opts.missingDefault ? defaultValue(col) : null;
           else v = toStorage(col.type, raw, col.name, batch.text === true);
+          if (col.type === "vector") checkDimensions(col, v);
         } else v = defaultValue(col);
         if (j === ownerAt) {
           if (v !== null && v !== MISSING && v !== own) {
@@ -136,7 +156,7 @@ export function insertBatch(
   });
   const names = columns.map((c) => quoteIdent(c.name)).join(", ");
   const exprs = columns
-    .map((c, j) => (c.type === "bytes" ? `unhex(value ->> ${j})` : `value ->> ${j}`))
+    .map((c, j) => (isBlob(c.type) ? `unhex(value ->> ${j})` : `value ->> ${j}`))
     .join(", ");
   const pkCols = table.primaryKey.map((c) => quoteIdent(c)).join(", ");
   let conflict = "";
@@ -212,7 +232,8 @@ export function updateRows(
     }
     const v =
       raw === MISSING || raw === undefined ? null : toStorage(col.type, raw, col.name, patch.text === true);
-    return `${quoteIdent(c)} = ${col.type === "bytes" && v !== null ? `unhex(${params.add(jsonSafe(v))})` : params.add(v)}`;
+    if (col.type === "vector") checkDimensions(col, v);
+    return `${quoteIdent(c)} = ${isBlob(col.type) && v !== null ? `unhex(${params.add(jsonSafe(v))})` : params.add(v)}`;
   });
   const pk = table.primaryKey.map((c) => quoteIdent(c)).join(", ");
   // One statement per chunk of keys keeps the key list a single JSON parameter.

@@ -64,6 +64,7 @@ export const ERROR_STATUS = {
   HEARTH_SYNC_MUTATION_ORDER: 409, // a pushed mutation id not after the client's last one, with no record
   HEARTH_SYNC_ROW_NOT_FOUND: 404, // a pushed update whose key matches no row the caller may write
   HEARTH_SYNC_MUTATION_EXPIRED: 409, // a pushed mutation id whose record was pruned: decided before, answer no longer kept
+  HEARTH_VECTOR_INVALID: 400, // a vector value or query: wrong dimensions, not a finite number, bad metric or k
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
   HEARTH_NOT_FOUND: 404,

@@ -17,6 +17,7 @@ export const COLUMN_TYPES = [
   "uuid",
   "json",
   "bytes",
+  "vector",
 ] as const;
 export type ColumnType = (typeof COLUMN_TYPES)[number];
 
@@ -67,6 +68,8 @@ export const ColumnDefSchema = z
     onDelete: z.enum(["cascade", "set null", "restrict", "no action"]).optional(),
     encrypted: z.boolean().optional(),
     description: z.string().max(1000).optional(),
+    /** vector columns only: the number of float32 elements (docs/vectors.md) */
+    dimensions: z.number().int().min(1).max(4096, "at most 4096 dimensions").optional(),
   })
   .strict();
 export type ColumnDef = z.infer<typeof ColumnDefSchema>;
@@ -199,6 +202,7 @@ export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
       const colCheck = ColumnNameSchema.safeParse(colName);
       if (!colCheck.success)
         issues.push({ path: cpath, message: `column name ${colCheck.error.issues[0]?.message}` });
+      for (const issue of checkVectorColumn(col)) issues.push({ path: cpath, message: issue });
       if (col.primaryKey && (col.type === "json" || col.type === "bytes" || col.type === "float")) {
         issues.push({ path: `${cpath}.primaryKey`, message: `a ${col.type} column cannot be a primary key` });
       }
@@ -285,7 +289,26 @@ function checkDefault(col: ColumnDef): string | null {
       return typeof d === "boolean" ? null : "a boolean default must be true or false";
     case "json":
       return null;
+    case "vector":
+      return Array.isArray(d) &&
+        d.length === col.dimensions &&
+        d.every((x) => typeof x === "number" && Number.isFinite(x))
+        ? null
+        : `a vector default must be an array of ${col.dimensions} finite numbers`;
   }
+}
+
+/** `dimensions` belongs to vector columns, which need it; a vector is no key and no ciphertext. */
+function checkVectorColumn(col: ColumnDef): string[] {
+  if (col.type !== "vector") {
+    return col.dimensions === undefined ? [] : ['"dimensions" is only for vector columns'];
+  }
+  const issues: string[] = [];
+  if (col.dimensions === undefined) issues.push('a vector column needs "dimensions" (1 to 4096)');
+  if (col.primaryKey || col.unique) issues.push("a vector column cannot be a primary key or unique");
+  if (col.references !== undefined) issues.push("a vector column cannot reference another table");
+  if (col.encrypted) issues.push("a vector column cannot be encrypted (the server must read it to rank)");
+  return issues;
 }
 
 function checkReference(schema: ProjectSchema, ref: string, type: ColumnType): string | null {

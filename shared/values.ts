@@ -5,6 +5,7 @@
  */
 import { HearthError } from "./errors.ts";
 import type { ColumnType } from "./schema.ts";
+import { vectorFromStorage, vectorToStorage } from "./vector.ts";
 
 export type StorageValue = string | number | ArrayBuffer | null;
 
@@ -164,6 +165,8 @@ export function toStorage(type: ColumnType, v: unknown, column: string, fromText
       return JSON.stringify(v);
     case "bytes":
       return toBytes(v, column);
+    case "vector":
+      return vectorToStorage(v, column, fromText);
   }
 }
 
@@ -177,6 +180,8 @@ export function fromStorage(type: ColumnType, v: unknown): unknown {
       return typeof v === "string" ? JSON.parse(v) : v;
     case "bytes":
       return v instanceof ArrayBuffer || v instanceof Uint8Array ? `\\x${bytesToHex(v)}` : v;
+    case "vector":
+      return v instanceof ArrayBuffer || v instanceof Uint8Array ? vectorFromStorage(v) : v;
     case "integer":
     case "bigint":
       return typeof v === "bigint" ? Number(v) : v;

@@ -192,6 +192,7 @@ describe("quoteIdent and sqliteType", () => {
       uuid: "TEXT",
       json: "TEXT",
       bytes: "BLOB",
+      vector: "BLOB",
     });
   });
 

@@ -59,7 +59,7 @@ function mayMatch(table: TableInfo, ref: SegmentRef, f: Filter): boolean {
   }
   if (!RANGE_OPS.has(f.op) || stats.min === null || stats.max === null) return true;
   const col = table.columns.get(f.field.column);
-  if (!col || col.type === "json" || col.type === "bytes") return true;
+  if (!col || col.type === "json" || col.type === "bytes" || col.type === "vector") return true;
   const cast = (v: string): number | string | null => {
     try {
       const c = castValue(col.type, v, col.name);

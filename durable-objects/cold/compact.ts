@@ -165,8 +165,15 @@ export async function collectGarbage(
     const still = await db.prepare("SELECT 1 AS x FROM segments WHERE r2_key = ? LIMIT 1").bind(k).first();
     if (!still) doomed.push(k, k.replace(/\.arrow$/, ".bloom"));
   }
+  // vector indexes beside the doomed segments (docs/vectors.md): `<segment>.ivf-<column>`
+  const indexes: string[] = [];
+  for (let i = 0; i < doomed.length; i += 2) {
+    const prefix = doomed[i]!.replace(/\.arrow$/, ".ivf-");
+    const listed = await withRetry("listing vector indexes", () => ctx.bucket.list({ prefix }));
+    for (const o of listed.objects) indexes.push(o.key);
+  }
   const manifestKeys = versions.map((v) => manifestKey(ctx.projectId, v));
-  const all = [...doomed, ...manifestKeys];
+  const all = [...doomed, ...indexes, ...manifestKeys];
   for (let i = 0; i < all.length; i += 1000) {
     const page = all.slice(i, i + 1000);
     await withRetry("deleting expired objects", () => ctx.bucket.delete(page));

@@ -16,11 +16,13 @@
  * are hot and the committed manifest (if any) holds the same rows, which step 5 then drops.
  * The caller runs a flush with no other request interleaving (blockConcurrencyWhile).
  */
-import { buildBloom, encodeSegment } from "../../shared/columnar/segment.ts";
+
+import { buildBloom, encodeSegment, type SegmentColumn } from "../../shared/columnar/segment.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { quoteIdent } from "../migrate.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import { DEFAULT_WAL_RETENTION, trimWal, type WalRetention } from "../sync/retention.ts";
+import { putVectorIndexes } from "../vectors/ivf-store.ts";
 import type { ColdStore } from "./cold-store.ts";
 import { keyText, type Manifest, manifestKey, type SegmentRef, segmentKey, withRetry } from "./manifest.ts";
 
@@ -108,6 +110,15 @@ function childrenFirst(schema: SchemaIndex): TableInfo[] {
   return out;
 }
 
+/** A table's columns as a segment stores them (vectors with their dimensions). */
+export function segmentColumnsOf(table: TableInfo): SegmentColumn[] {
+  return [...table.columns.values()].map((c) =>
+    c.type === "vector" && c.def.dimensions !== undefined
+      ? { name: c.name, type: c.type, dimensions: c.def.dimensions }
+      : { name: c.name, type: c.type },
+  );
+}
+
 /** Step 2 for one table: its hot rows as segments, a part per `segmentRows` rows. */
 async function writeTable(
   ctx: FlushContext,
@@ -115,7 +126,7 @@ async function writeTable(
   firstLsn: number,
   last: number,
 ): Promise<SegmentRef[]> {
-  const columns = [...table.columns.values()].map((c) => ({ name: c.name, type: c.type }));
+  const columns = segmentColumnsOf(table);
   const select = columns.map((c) => quoteIdent(c.name)).join(", ");
   const refs: SegmentRef[] = [];
   let after = -1e19; // below every rowid, as in export.ts
@@ -158,7 +169,7 @@ export async function putSegment(
   firstLsn: number,
   last: number,
 ): Promise<SegmentRef> {
-  const columns = [...table.columns.values()].map((c) => ({ name: c.name, type: c.type }));
+  const columns = segmentColumnsOf(table);
   const key = segmentKey(ctx.projectId, table.name, `${name}.arrow`);
   const bloomKey = segmentKey(ctx.projectId, table.name, `${name}.bloom`);
   const { bytes, info } = encodeSegment(columns, data, {
@@ -169,6 +180,7 @@ export async function putSegment(
   const bloom = buildBloom(keys);
   await withRetry(`writing ${key}`, () => ctx.bucket.put(key, bytes));
   await withRetry(`writing ${bloomKey}`, () => ctx.bucket.put(bloomKey, bloom));
+  const vectorIndexes = await putVectorIndexes(ctx.bucket, ctx.projectId, table, name, columns, data);
   return {
     key,
     bloomKey,
@@ -178,6 +190,7 @@ export async function putSegment(
     lastLsn: last,
     stats: info.stats,
     deleted: [],
+    ...(vectorIndexes ? { vectorIndexes } : {}),
   };
 }
 

@@ -30,6 +30,8 @@ export interface SegmentRef {
    * (updated rows now live elsewhere, deleted rows nowhere): the tombstones.
    */
   deleted: string[];
+  /** vector column → R2 key of its approximate index (docs/vectors.md); absent when none */
+  vectorIndexes?: Record<string, string>;
 }
 
 export interface Manifest {

@@ -42,7 +42,7 @@ function chunks(rows: unknown[][]): string[] {
  * (`2.0` arrives as 2), so floats are cast back, and bytes travel as hex.
  */
 export function valueSql(type: string, expr: string): string {
-  if (type === "bytes") return `unhex(${expr})`;
+  if (type === "bytes" || type === "vector") return `unhex(${expr})`;
   if (type === "float") return `CAST(${expr} AS REAL)`;
   return expr;
 }

@@ -55,6 +55,7 @@ const PG_TYPES: Record<ColumnType, string> = {
   uuid: "uuid",
   json: "jsonb",
   bytes: "bytea",
+  vector: "vector",
 };
 
 export function pgColumns(table: TableInfo): { name: string; type: string }[] {

@@ -17,6 +17,8 @@ import {
   type DataType,
   DateDay,
   Field,
+  FixedSizeList,
+  Float32,
   Float64,
   Int32,
   Int64,
@@ -42,8 +44,12 @@ const JSON_EXTENSION = new Map([
   ["ARROW:extension:metadata", ""],
 ]);
 
-function arrowType(type: ColumnType): DataType {
+function arrowType(type: ColumnType, dimensions?: number): DataType {
   switch (type) {
+    case "vector":
+      return dimensions === undefined
+        ? new Binary()
+        : new FixedSizeList(dimensions, new Field("item", new Float32(), false));
     case "text":
     case "uuid":
     case "json":
@@ -67,7 +73,8 @@ function arrowType(type: ColumnType): DataType {
 
 export function arrowSchema(columns: ColumnSpec[], metadata: Record<string, string> = {}): Schema {
   const fields = columns.map(
-    (c) => new Field(c.name, arrowType(c.type), true, c.type === "json" ? JSON_EXTENSION : null),
+    (c) =>
+      new Field(c.name, arrowType(c.type, c.dimensions), true, c.type === "json" ? JSON_EXTENSION : null),
   );
   return new Schema(fields, new Map(Object.entries(metadata)));
 }
@@ -81,7 +88,7 @@ function instant(v: unknown, what: string): number {
 }
 
 /** One column's storage values → Arrow data of `type`. */
-export function columnData(type: ColumnType, values: unknown[]): Data {
+export function columnData(type: ColumnType, values: unknown[], dimensions?: number): Data {
   const n = values.length;
   const nullBitmap = new Uint8Array((n + 7) >> 3);
   let nullCount = 0;
@@ -90,6 +97,7 @@ export function columnData(type: ColumnType, values: unknown[]): Data {
     else nullBitmap[i >> 3]! |= 1 << (i & 7);
   }
   const base = { length: n, nullCount, nullBitmap };
+  if (type === "vector" && dimensions !== undefined) return vectorData(values, dimensions, base);
   const fill = <A extends { [i: number]: number | bigint }>(out: A, f: (v: never) => number | bigint): A => {
     for (let i = 0; i < n; i++) {
       const v = values[i];
@@ -125,6 +133,7 @@ export function columnData(type: ColumnType, values: unknown[]): Data {
         type: new DateDay(),
         data: fill(new Int32Array(n), (v: string) => Math.floor(instant(v, "date") / DAY_MS)),
       });
+    case "vector": // without its dimensions, a vector travels as its float32 bytes
     case "bytes": {
       const parts = new Array<Uint8Array | undefined>(n);
       const valueOffsets = new Int32Array(n + 1);
@@ -168,6 +177,27 @@ export function columnData(type: ColumnType, values: unknown[]): Data {
   }
 }
 
+/** Vectors (float32 bytes per row) → FixedSizeList<Float32>; a null row is zeros under the bitmap. */
+function vectorData(
+  values: unknown[],
+  dimensions: number,
+  base: { length: number; nullCount: number; nullBitmap: Uint8Array },
+): Data {
+  const n = values.length;
+  const floats = new Float32Array(n * dimensions);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) continue;
+    const bytes = v instanceof Uint8Array ? v : new Uint8Array(v as ArrayBuffer);
+    if (bytes.byteLength !== dimensions * 4)
+      throw new Error(`stored vector of ${bytes.byteLength} bytes where ${dimensions} dimensions`);
+    new Uint8Array(floats.buffer, i * dimensions * 4, dimensions * 4).set(bytes);
+  }
+  const type = new FixedSizeList(dimensions, new Field("item", new Float32(), false));
+  const child = makeData({ type: new Float32(), length: n * dimensions, nullCount: 0, data: floats });
+  return makeData({ ...base, type, child });
+}
+
 interface Sink {
   write(chunk: Uint8Array): void;
   close(): void;
@@ -195,7 +225,7 @@ export class ArrowTableWriter {
   writeBatch(data: unknown[][]): void {
     const rows = data[0]?.length ?? 0;
     if (rows === 0) return;
-    const children = this.columns.map((c, j) => columnData(c.type, data[j]!));
+    const children = this.columns.map((c, j) => columnData(c.type, data[j]!, c.dimensions));
     const struct = makeData({ type: new Struct(this.schema.fields), length: rows, nullCount: 0, children });
     this.writer.write(new RecordBatch(this.schema, struct));
   }

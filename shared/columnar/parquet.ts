@@ -64,6 +64,7 @@ function element(col: ColumnSpec): SchemaElement {
     case "json":
       return { ...base, type: "BYTE_ARRAY", converted_type: "JSON", logical_type: { type: "JSON" } };
     case "bytes":
+    case "vector": // float32 little-endian bytes
       return { ...base, type: "BYTE_ARRAY" };
   }
 }
@@ -100,6 +101,7 @@ function toParquetValues(type: ColumnType, values: unknown[]): unknown[] {
       map((v: string) => JSON.parse(v));
       break;
     case "bytes":
+    case "vector":
       map((v: ArrayBuffer | Uint8Array) => (v instanceof Uint8Array ? v : new Uint8Array(v)));
       break;
   }

@@ -35,6 +35,8 @@ import { arrowSchema, columnData } from "./arrow.ts";
 export interface SegmentColumn {
   name: string;
   type: ColumnType;
+  /** vector columns: elements per value (FixedSizeList<Float32>) */
+  dimensions?: number;
 }
 
 /** min/max over non-null storage values (JS order; null for bytes and json columns). */
@@ -169,7 +171,7 @@ function columnStats(type: ColumnType, values: unknown[]): ColumnStats {
   let nulls = 0;
   let min: number | string | null = null;
   let max: number | string | null = null;
-  const ordered = type !== "bytes" && type !== "json";
+  const ordered = type !== "bytes" && type !== "json" && type !== "vector";
   for (const v of values) {
     if (v === null || v === undefined) nulls++;
     else if (ordered && !(typeof v === "number" && Number.isNaN(v))) {
@@ -210,7 +212,7 @@ export function encodeSegment(
   writer.reset(undefined, schema); // a segment without rows is still a valid file
   for (let start = 0; start < rows; start += BATCH_ROWS) {
     const end = Math.min(rows, start + BATCH_ROWS);
-    const children = columns.map((c, j) => columnData(c.type, data[j]!.slice(start, end)));
+    const children = columns.map((c, j) => columnData(c.type, data[j]!.slice(start, end), c.dimensions));
     const struct = makeData({ type: new Struct(schema.fields), length: end - start, nullCount: 0, children });
     writer.write(new RecordBatch(schema, struct));
   }
@@ -234,6 +236,12 @@ function columnType(field: Field): ColumnType {
   if (declared !== undefined) {
     const t = COLUMN_TYPES.find((c) => c === declared);
     if (!t) throw new Error(`segment column ${field.name} has unknown type ${declared}`);
+    if (t === "vector") {
+      const child = field.type.children?.[0]?.type;
+      if (field.type.typeId !== Type.FixedSizeList || child?.typeId !== Type.Float || child.precision !== 1)
+        throw new Error(`segment column ${field.name}: vector stored as ${shown}`);
+      return t;
+    }
     if (ARROW_TYPES.get(t) !== shown)
       throw new Error(`segment column ${field.name}: ${t} stored as ${shown}`);
     return t;
@@ -245,7 +253,9 @@ function columnType(field: Field): ColumnType {
 }
 
 function bodyBytes(d: Data): number {
-  return (d.values?.byteLength ?? 0) + (d.valueOffsets?.byteLength ?? 0) + (d.nullBitmap?.byteLength ?? 0);
+  let n = (d.values?.byteLength ?? 0) + (d.valueOffsets?.byteLength ?? 0) + (d.nullBitmap?.byteLength ?? 0);
+  for (const c of d.children ?? []) n += bodyBytes(c);
+  return n;
 }
 
 /** An int64 buffer as (low, high) int32 pairs: cheaper than a BigInt per value. */
@@ -376,6 +386,18 @@ function convertChunk(d: Data<DataType>, out: SegmentValue[], at: number): numbe
       }
       return heap + 24 * n + 2 * (last - first);
     }
+    case Type.FixedSizeList: {
+      // vectors: a view of each row's float32 bytes in the child buffer (no copy)
+      const size: number = (type as unknown as { listSize: number }).listSize;
+      const child = d.children[0]!;
+      const f = child.values as Float32Array;
+      const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      const start = (child.offset + off * size) * 4;
+      for (let i = 0; i < n; i++) {
+        out[at + i] = isNull(i) ? null : bytes.subarray(start + i * size * 4, start + (i + 1) * size * 4);
+      }
+      return heap + 96 * n + size * 4 * n;
+    }
     case Type.Binary: {
       const o = d.valueOffsets as Int32Array;
       const v = d.values as Uint8Array;
@@ -408,7 +430,10 @@ export class SegmentData {
     if (!reader.isFile()) throw new Error("segment is not an Arrow IPC file");
     const schema = reader.schema; // the reader forgets it once all batches are read
     const fields = schema.fields;
-    const columns = fields.map((f) => ({ name: f.name, type: columnType(f) }));
+    const columns = fields.map((f): SegmentColumn => {
+      const type = columnType(f);
+      return type === "vector" ? { name: f.name, type, dimensions: f.type.listSize } : { name: f.name, type };
+    });
     const chunks = new Map<string, Data[]>(fields.map((f) => [f.name, []]));
     let rows = 0;
     let raw = 0;

@@ -10,6 +10,8 @@ import type { ColumnType } from "../schema.ts";
 export interface ColumnSpec {
   name: string;
   type: ColumnType;
+  /** vector columns: elements per value (without it a vector travels as float32 bytes) */
+  dimensions?: number;
 }
 
 /**

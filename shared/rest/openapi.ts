@@ -198,6 +198,7 @@ const TYPES: Record<ColumnDef["type"], Json> = {
   timestamp: { type: "string", format: "date-time" },
   date: { type: "string", format: "date" },
   json: {}, // any JSON value
+  vector: { type: "array", items: { type: "number", format: "float" } },
   bytes: { type: "string", format: "byte" },
 };
 
