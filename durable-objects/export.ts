@@ -1,7 +1,7 @@
 /**
  * `GET {url}/export`: the whole project as one zip, streamed (DESIGN.md "Contracts"):
  * `schema.json` (the stored schema), then `tables/<table>.parquet` per table, or
- * `tables/<table>.arrow` with `?format=arrow`. `{url}/import` loads such a zip.
+ * `tables/<table>.arrow` with `?format=arrow`, then `blobs/<bucket>/<path>` per stored file. `{url}/import` loads such a zip.
  *
  * Memory stays bounded by one batch: each pull of the response stream reads the next
  * BATCH_ROWS rows of a table (fewer when they pass BATCH_BYTES; keyset paging on the rowid),
@@ -41,6 +41,8 @@ export interface ExportContext {
   schema: SchemaIndex | null;
   projectId: string;
   requestId: string;
+  /** stored files: their rows a page at a time, and the bucket holding their bytes */
+  blobs?: { pages: () => Iterable<{ bucket: string; name: string; key: string }[]>; r2: R2Bucket };
 }
 
 /** The service key, or an account token of the project's owner. */
@@ -178,7 +180,23 @@ async function* zipChunks(ctx: ExportContext, format: ExportFormat): AsyncGenera
     entry.push(new Uint8Array(0), true);
     yield drain();
   }
-  // Stored files (blobs/<bucket>/<path>) go here once the project has any (files issue).
+  // Stored files, stored as they are (most are compressed already), streamed from R2.
+  for (const page of ctx.blobs?.pages() ?? []) {
+    for (const file of page) {
+      const obj = await ctx.blobs!.r2.get(file.key);
+      if (!obj) continue; // removed while the export streamed
+      const entry = add(new ZipPassThrough(`blobs/${file.bucket}/${file.name}`));
+      const reader = obj.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        entry.push(value, false);
+        yield drain();
+      }
+      entry.push(new Uint8Array(0), true);
+      yield drain();
+    }
+  }
   zip.end();
   yield drain();
 }

@@ -9,7 +9,8 @@ import type { TableInfo } from "./schema-index.ts";
 
 export type Access = { kind: "all" } | { kind: "own"; ownerId: string };
 
-function decide(principal: Principal, policy: Policy, write: boolean): Access | null {
+/** The policy words applied to a principal (tables here, buckets in storage/access.ts). */
+export function decide(principal: Principal, policy: Policy, write: boolean): Access | null {
   if (principal.role === "service") return { kind: "all" };
   if (policy === "public") return { kind: "all" };
   if (principal.role !== "authenticated" && principal.role !== "app") return null;

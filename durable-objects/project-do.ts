@@ -46,6 +46,8 @@ import {
 } from "./realtime/sockets.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
+import { FileStore } from "./storage/store.ts";
+import type { StorageCaller, StorageOp, StorageResult } from "./storage/types.ts";
 import { loadArchive, restoreArchive, saveArchive, type WalArchive } from "./sync/archive.ts";
 import { SyncHub } from "./sync/hub.ts";
 import { DEFAULT_WAL_RETENTION, type WalRetention } from "./sync/retention.ts";
@@ -73,6 +75,9 @@ export interface Tuning {
   maxConnections: number;
   /** what the WAL keeps past a flush and a freeze, for sync cursors (sync/retention.ts) */
   walRetention: WalRetention;
+  /** files: bytes a project may store, and how old an uncommitted upload gets before the alarm drops it */
+  storageQuotaBytes: number;
+  uploadTtlMs: number;
 }
 
 /** Tunables (wrangler vars, docs/api.md "Storage"), with their defaults. */
@@ -90,6 +95,8 @@ function readTuning(env: Env): Tuning {
       changes: numberVar(env.HEARTH_WAL_RETAIN_CHANGES, DEFAULT_WAL_RETENTION.changes),
       ms: numberVar(env.HEARTH_WAL_RETAIN_SECONDS, DEFAULT_WAL_RETENTION.ms / 1000) * 1000,
     },
+    storageQuotaBytes: numberVar(env.HEARTH_STORAGE_QUOTA_BYTES, 10 * 1024 ** 3),
+    uploadTtlMs: numberVar(env.HEARTH_STORAGE_UPLOAD_TTL_SECONDS, 3600) * 1000,
   };
 }
 
@@ -100,6 +107,7 @@ export class ProjectDO extends DurableObject<Env> {
   private realtime!: RealtimeHub;
   private sync!: SyncHub;
   private feed!: ChangeFeed;
+  private files!: FileStore;
   /** sockets kept through hibernation are re-attached to their hubs on first use */
   private socketsRestored = false;
   private lastSweep = 0;
@@ -158,6 +166,13 @@ export class ProjectDO extends DurableObject<Env> {
       limits: { frameBytes: DEFAULT_REALTIME_LIMITS.frameBytes },
     });
     this.feed = new ChangeFeed(sql, [this.realtime, this.sync], () => this.state.schema);
+    this.files = new FileStore({
+      sql,
+      storage: this.ctx.storage,
+      projectId: () => this.state.projectId ?? "",
+      bucket: () => this.bucket,
+      defaultQuotaBytes: this.tuning.storageQuotaBytes,
+    });
     if (this.state.projectId !== null) this.feed.startAt(lastLsn(sql));
     this.socketsRestored = false;
   }
@@ -265,6 +280,8 @@ export class ProjectDO extends DurableObject<Env> {
       if (this.inflight > own) return;
       // Open sockets (realtime, sync) keep the project awake: their state lives here.
       if (this.ctx.getWebSockets().length > 0) return;
+      // So do files: their metadata lives only here (docs/storage.md, "Freezing").
+      if (this.files.holdsAnything()) return;
       if (needsFlush(this.flushContext(), await this.cold.current())) return;
       // The WAL tail and the sync ledger outlive the storage (sync/archive.ts); without
       // them the freeze does not happen (a throw here would reset the object).
@@ -381,8 +398,15 @@ export class ProjectDO extends DurableObject<Env> {
     if (this.state.projectId === null) return;
     const t = this.tuning;
     const now = Date.now();
+    try {
+      await this.files.sweep(t.uploadTtlMs);
+    } catch (err) {
+      console.error("storage sweep failed (retried at the next alarm)", err);
+    }
     if (t.freezeAfterMs > 0 && now - this.lastActivity >= t.freezeAfterMs) {
-      await this.freeze();
+      const { frozen } = await this.freeze();
+      // Files keep a project awake; their uploads in flight still need the next sweep.
+      if (!frozen && this.files.holdsAnything()) await this.scheduleAlarm(this.nextCheckMs());
       return;
     }
     // Hot rows, and deletes or updates of flushed rows (shadows), both wait for a flush.
@@ -503,6 +527,34 @@ export class ProjectDO extends DurableObject<Env> {
       // stream into this request completes before the response is sent.
       if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
       return errorResponse(err, requestId);
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  /**
+   * Files (workers/storage): one metadata operation. Bytes never come here; the gateway
+   * streams them to and from R2 around these calls.
+   */
+  async storage(caller: StorageCaller, op: StorageOp): Promise<StorageResult> {
+    this.inflight++;
+    try {
+      this.lastActivity = Date.now();
+      const projectId = caller.kind === "principal" ? caller.principal.projectId : caller.projectId;
+      if (this.state.projectId === null) await this.wake(projectId);
+      if (caller.kind === "principal") this.checkPrincipal(caller.principal);
+      else if (this.state.projectId !== projectId) {
+        throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
+      }
+      const { result, wrote } = await this.files.run(caller, op);
+      if (wrote) await this.afterWrite();
+      else if (op.op === "beginUpload" && result.ok) await this.scheduleAlarm(this.nextCheckMs());
+      return result;
+    } catch (err) {
+      if (err instanceof HearthError) {
+        return { ok: false, status: err.status, code: err.code, error: "InvalidJWT", message: err.message };
+      }
+      throw err;
     } finally {
       this.inflight--;
     }
@@ -735,6 +787,7 @@ export class ProjectDO extends DurableObject<Env> {
         schema: this.state.schema,
         projectId: principal.projectId,
         requestId,
+        blobs: { pages: () => this.files.objects(), r2: this.bucket },
       };
       return exportProject(ctx, format);
     }

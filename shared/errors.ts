@@ -65,6 +65,20 @@ export const ERROR_STATUS = {
   HEARTH_SYNC_ROW_NOT_FOUND: 404, // a pushed update whose key matches no row the caller may write
   HEARTH_SYNC_MUTATION_EXPIRED: 409, // a pushed mutation id whose record was pruned: decided before, answer no longer kept
   HEARTH_VECTOR_INVALID: 400, // a vector value or query: wrong dimensions, not a finite number, bad metric or k
+  // Files (workers/storage, durable-objects/storage; docs/storage.md)
+  HEARTH_STORAGE_BUCKET_NOT_FOUND: 404, // no such bucket (or the caller may not see it)
+  HEARTH_STORAGE_OBJECT_NOT_FOUND: 404, // no such object in the bucket
+  HEARTH_STORAGE_DUPLICATE: 409, // the bucket or object exists (upload without x-upsert)
+  HEARTH_STORAGE_INVALID_NAME: 400, // empty, over-long, traversal, control characters, invalid UTF-8
+  HEARTH_STORAGE_TOO_LARGE: 413, // the object is larger than the bucket's file_size_limit
+  HEARTH_STORAGE_QUOTA_EXCEEDED: 413, // the project's stored bytes would pass its quota
+  HEARTH_STORAGE_MIME_TYPE: 415, // the content type is not in the bucket's allowed_mime_types
+  HEARTH_STORAGE_DENIED: 403, // the bucket policy or the app's storage scopes refuse it
+  HEARTH_STORAGE_BUCKET_NOT_EMPTY: 409, // deleting a bucket that still holds objects
+  HEARTH_STORAGE_SIGNATURE_INVALID: 403, // a signed URL's token is not ours or was altered
+  HEARTH_STORAGE_URL_EXPIRED: 400, // a signed URL past its expiry
+  HEARTH_STORAGE_UPLOAD_INCOMPLETE: 400, // the body ended before Content-Length, or was cut off
+  HEARTH_STORAGE_RANGE: 416, // a Range the object cannot satisfy
   HEARTH_UNAUTHORIZED: 401,
   HEARTH_FORBIDDEN: 403,
   HEARTH_NOT_FOUND: 404,

@@ -26,6 +26,10 @@ export interface Env {
   HEARTH_WAL_RETAIN_CHANGES?: string;
   /** WAL entries younger than this (seconds) are kept too (default 0: only the count) */
   HEARTH_WAL_RETAIN_SECONDS?: string;
+  /** Files (docs/storage.md): bytes one project may store (default 10 GiB) */
+  HEARTH_STORAGE_QUOTA_BYTES?: string;
+  /** an upload not committed after this long (seconds, default 3600) loses its bytes at the next alarm */
+  HEARTH_STORAGE_UPLOAD_TTL_SECONDS?: string;
   /** Deployed mail: each auth email is POSTed there as JSON (workers/auth/mailer.ts). */
   HEARTH_EMAIL_WEBHOOK_URL?: string;
   /** Sent as `Authorization: Bearer <secret>` with each webhook POST, when set. */

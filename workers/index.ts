@@ -14,6 +14,7 @@ import { readConfig } from "./config.ts";
 import type { AppEnv } from "./env.ts";
 import { oauthRoutes } from "./oauth/routes.ts";
 import { forwardToProject } from "./project/forward.ts";
+import { storageRoutes } from "./storage/routes.ts";
 import { meRoutes } from "./web/routes.ts";
 
 export { ProjectDO } from "../durable-objects/project-do.ts";
@@ -40,6 +41,9 @@ app.use(
       "x-client-info",
       "x-supabase-api-version",
       "x-request-id",
+      "x-upsert",
+      "x-metadata",
+      "cache-control",
     ],
     exposeHeaders: [
       "content-range",
@@ -50,6 +54,11 @@ app.use(
       // supabase-js reads an auth error's `code` only when it can see this header.
       "x-supabase-api-version",
       "retry-after",
+      "content-length",
+      "content-disposition",
+      "etag",
+      "last-modified",
+      "accept-ranges",
     ],
     maxAge: 86400,
   }),
@@ -77,6 +86,8 @@ app.route("/me", meRoutes);
 app.route("/auth/v1", authRoutes("platform"));
 app.route("/p/:projectId/auth/v1", authRoutes("project"));
 app.route("/dev/mailbox", mailboxRoutes);
+// Files: the gateway streams bytes to and from R2 itself; only metadata goes to the DO.
+app.route("/p/:projectId/storage/v1", storageRoutes);
 app.all("/p/:projectId/*", (c) => forwardToProject(c));
 app.all("/p/:projectId", (c) => forwardToProject(c));
 

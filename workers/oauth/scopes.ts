@@ -1,10 +1,12 @@
 /**
  * Scopes name tables and rights: `db:<table>:read`, `db:<table>:write` (write implies read).
- * A request may only name tables the app declared in its schema.
+ * A request may only name tables the app declared in its schema. Files: `storage:<bucket>:read`
+ * and `storage:<bucket>:write` name a bucket of the user's project (apps declare no buckets).
  */
 export type Right = "read" | "write";
 
 const SCOPE = /^db:([^:\s]+):(read|write)$/;
+const STORAGE_SCOPE = /^storage:([A-Za-z0-9][A-Za-z0-9_.-]{0,62}):(read|write)$/;
 
 export type ScopeParse = { ok: true; scopes: string[] } | { ok: false; description: string };
 
@@ -16,11 +18,15 @@ export function parseScopes(scope: string | undefined, appTables: ReadonlySet<st
   }
   const out = new Set<string>();
   for (const item of items) {
+    if (STORAGE_SCOPE.test(item)) {
+      out.add(item);
+      continue;
+    }
     const m = SCOPE.exec(item);
     if (!m)
       return {
         ok: false,
-        description: `unknown scope "${item}": expected db:<table>:read or db:<table>:write`,
+        description: `unknown scope "${item}": expected db:<table>:read|write or storage:<bucket>:read|write`,
       };
     if (!appTables.has(m[1]!)) {
       return { ok: false, description: `scope "${item}" names a table the app did not declare` };
@@ -30,11 +36,12 @@ export function parseScopes(scope: string | undefined, appTables: ReadonlySet<st
   return { ok: true, scopes: [...out].sort() };
 }
 
-/** Table → strongest right among `scopes`. */
+/** Table (or `storage:<bucket>` for files) → strongest right among `scopes`. */
 export function rightsByTable(scopes: readonly string[]): Map<string, Right> {
   const rights = new Map<string, Right>();
   for (const s of scopes) {
-    const m = SCOPE.exec(s);
+    const f = STORAGE_SCOPE.exec(s);
+    const m = f ? ([s, `files in bucket ${f[1]}`, f[2]] as const) : SCOPE.exec(s);
     if (!m) continue;
     if (m[2] === "write" || !rights.has(m[1]!)) rights.set(m[1]!, m[2] as Right);
   }
