@@ -19,6 +19,8 @@ export default defineConfig(async () => {
             // Flushes and freezes happen when a test asks (cold-tier tests drive the alarm).
             HEARTH_FLUSH_AGE_SECONDS: "86400",
             HEARTH_FREEZE_AFTER_SECONDS: "0",
+            // No request rate limit: test/rate-limit.test.ts sets one per project.
+            HEARTH_PROJECT_RATE_LIMIT: "0",
             TEST_MIGRATIONS: migrations,
           },
         },

@@ -32,6 +32,7 @@ import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
 import { importProject } from "./import.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
+import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.ts";
 import { Authenticator } from "./realtime/auth.ts";
 import { broadcastHttp } from "./realtime/broadcast-http.ts";
 import { ChangeFeed } from "./realtime/feed.ts";
@@ -119,6 +120,8 @@ export class ProjectDO extends DurableObject<Env> {
   private flushing: Promise<FlushResult> | null = null;
   /** when to flush and freeze (wrangler vars; tests change them on the instance) */
   tuning: Tuning;
+  /** the project's request rate limit and request figures (tests may change `limit`) */
+  readonly meter: RequestMeter;
   /** tests replace the bucket (R2 faults) and hook flush steps (crashes) */
   bucketOverride: R2Bucket | null = null;
   flushHooks: FlushHooks | undefined;
@@ -126,6 +129,7 @@ export class ProjectDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.tuning = readTuning(env);
+    this.meter = new RequestMeter(readRateLimit(env));
     ctx.blockConcurrencyWhile(async () => {
       this.load();
       if (this.state.projectId !== null) await recoverFlush(this.flushContext());
@@ -513,8 +517,10 @@ export class ProjectDO extends DurableObject<Env> {
     this.inflight++;
     try {
       this.lastActivity = Date.now();
+      this.meter.admit();
       if (this.state.projectId === null) await this.wake(principal.projectId);
       const response = await this.route(request, this.checkPrincipal(principal), requestId);
+      this.meter.answered(response.status);
       if (this.state.projectId !== null) {
         if (isDataWrite(request) && response.status < 300) await this.afterWrite();
         // A project woken by reads alone must still freeze again when idle.
@@ -526,7 +532,10 @@ export class ProjectDO extends DurableObject<Env> {
       // Refused before the body was read: read it to the end (bounded) so the gateway's
       // stream into this request completes before the response is sent.
       if (request.body && !request.bodyUsed) await drain(request.body, this.maxBodyBytes());
-      return errorResponse(err, requestId);
+      const retry = err instanceof RateLimitedError ? { "retry-after": String(err.retryAfterSeconds) } : {};
+      const response = errorResponse(err, requestId, retry);
+      this.meter.answered(response.status);
+      return response;
     } finally {
       this.inflight--;
     }
@@ -679,6 +688,7 @@ export class ProjectDO extends DurableObject<Env> {
       manifestVersion: this.cold.manifestVersion,
       wal: { ...walRange(sql), lastLsn: lastLsn(sql) },
       lastActivity: new Date(this.lastActivity).toISOString(),
+      requests: this.meter.figures(),
     };
   }
 

@@ -10,7 +10,8 @@
  * Environment: PORT (8787), HEARTH_ADMIN_KEY (dev-admin-key), HEARTH_JWT_SECRET (the dev
  * secret of workers/env.ts), HEARTH_STATE_DIR (default: wrangler's .wrangler/state; tests and
  * benchmarks pass a throwaway dir), HEARTH_START_TIMEOUT_MS (how long to wait for /health
- * before warning, 120000). Non-interactive: needs no TTY, works with CI=true.
+ * before warning, 120000), HEARTH_PROJECT_RATE_LIMIT / HEARTH_PROJECT_RATE_BURST (the per-project
+ * request rate limit; off unless set here). Non-interactive: needs no TTY, works with CI=true.
  * SIGINT/SIGTERM are forwarded to wrangler; this process exits with wrangler's exit code.
  */
 import { spawn } from "node:child_process";
@@ -100,6 +101,12 @@ const devArgs = [
   `HEARTH_ADMIN_KEY:${adminKey}`,
   "--var",
   `HEARTH_JWT_SECRET:${jwtSecret}`,
+  // Off locally unless asked for, so benchmarks and load tests measure the database itself.
+  "--var",
+  `HEARTH_PROJECT_RATE_LIMIT:${process.env.HEARTH_PROJECT_RATE_LIMIT ?? "0"}`,
+  ...(process.env.HEARTH_PROJECT_RATE_BURST
+    ? ["--var", `HEARTH_PROJECT_RATE_BURST:${process.env.HEARTH_PROJECT_RATE_BURST}`]
+    : []),
   ...persist,
 ];
 const exitCode = runWrangler(devArgs);

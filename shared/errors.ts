@@ -61,6 +61,7 @@ export const ERROR_STATUS = {
   HEARTH_BAD_FILTER: 400, // a realtime subscription's filter does not parse or names no such column
   HEARTH_BAD_FRAME: 400, // a WebSocket frame that is not JSON or not of the protocol
   HEARTH_REALTIME_LIMIT: 429, // connections per project, channels per socket, frame size
+  HEARTH_RATE_LIMITED: 429, // the project's request rate limit (HEARTH_PROJECT_RATE_LIMIT)
   HEARTH_SYNC_MUTATION_ORDER: 409, // a pushed mutation id not after the client's last one, with no record
   HEARTH_SYNC_ROW_NOT_FOUND: 404, // a pushed update whose key matches no row the caller may write
   HEARTH_SYNC_MUTATION_EXPIRED: 409, // a pushed mutation id whose record was pruned: decided before, answer no longer kept

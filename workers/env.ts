@@ -20,6 +20,10 @@ export interface Env {
   HEARTH_SEGMENT_CACHE_BYTES?: string;
   /** how long manifests (snapshots for as_of) and the segments they need are kept */
   HEARTH_RETENTION_SECONDS?: string;
+  /** requests per second one project may receive (default 0: no limit); over it 429 HEARTH_RATE_LIMITED */
+  HEARTH_PROJECT_RATE_LIMIT?: string;
+  /** how many requests may arrive at once before the rate applies (default 2 × the rate) */
+  HEARTH_PROJECT_RATE_BURST?: string;
   /** WebSockets (realtime and sync) one project holds at most (default 10000) */
   HEARTH_MAX_CONNECTIONS?: string;
   /** WAL entries kept past a flush and a freeze, for sync cursors (default 10000) */

@@ -1,0 +1,90 @@
+/**
+ * The per-project request rate limit (durable-objects/request-meter.ts): a token bucket in the
+ * project's Durable Object. Over it, 429 HEARTH_RATE_LIMITED with retry-after, nothing done;
+ * other projects are not affected; the stats report the counts. The bucket itself is tested
+ * with a fake clock, so nothing here depends on timing.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { ProjectDO } from "../durable-objects/project-do.ts";
+import { RequestMeter, readRateLimit } from "../durable-objects/request-meter.ts";
+import { admin, BLOG_SCHEMA, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+
+const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO> };
+
+function stubOf(p: TestProject) {
+  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
+}
+
+async function limit(p: TestProject, perSecond: number, burst: number): Promise<void> {
+  await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+    instance.meter.limit = { perSecond, burst };
+  });
+}
+
+describe("the token bucket", () => {
+  it("admits a burst, then one request per 1/rate seconds, and says when to retry", () => {
+    let now = 0;
+    const meter = new RequestMeter({ perSecond: 2, burst: 3 }, () => now);
+    for (let i = 0; i < 3; i++) meter.admit();
+    expect(() => meter.admit()).toThrowError(
+      expect.objectContaining({ code: "HEARTH_RATE_LIMITED", status: 429, retryAfterSeconds: 1 }),
+    );
+    now = 499;
+    expect(() => meter.admit()).toThrow();
+    now = 1000; // 2 tokens back
+    meter.admit();
+    meter.admit();
+    expect(() => meter.admit()).toThrow();
+    now = 100_000; // never more than the burst
+    for (let i = 0; i < 3; i++) meter.admit();
+    expect(() => meter.admit()).toThrow();
+    expect(meter.figures()).toMatchObject({ total: 12, limited: 4 });
+  });
+
+  it("is off at 0 and reads its settings from the environment", () => {
+    const off = new RequestMeter(readRateLimit({}));
+    for (let i = 0; i < 10_000; i++) off.admit();
+    expect(readRateLimit({ HEARTH_PROJECT_RATE_LIMIT: "50" })).toEqual({ perSecond: 50, burst: 100 });
+    expect(readRateLimit({ HEARTH_PROJECT_RATE_LIMIT: "50", HEARTH_PROJECT_RATE_BURST: "5" })).toEqual({
+      perSecond: 50,
+      burst: 5,
+    });
+    expect(readRateLimit({ HEARTH_PROJECT_RATE_LIMIT: "lots" })).toEqual({ perSecond: 0, burst: 1 });
+  });
+});
+
+describe("a project over its request rate", () => {
+  it("answers 429 HEARTH_RATE_LIMITED with retry-after, writes nothing, and leaves other projects alone", async () => {
+    const p = await projectWithSchema(BLOG_SCHEMA);
+    const other = await projectWithSchema(BLOG_SCHEMA);
+    // A rate so slow that no token comes back during the test: exactly the burst passes.
+    await limit(p, 0.001, 3);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await rest(p, "/posts", { method: "POST", body: { title: `t${i}` } });
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+        expect(await res.json()).toMatchObject({
+          code: "HEARTH_RATE_LIMITED",
+          message: expect.stringContaining("per second"),
+        });
+      } else await res.body?.cancel();
+    }
+    expect(statuses).toEqual([201, 201, 201, 429, 429]);
+    expect((await rest(other, "/posts")).status).toBe(200);
+
+    await limit(p, 0, 1);
+    const rows = (await (await rest(p, "/posts?select=title&order=id")).json()) as { title: string }[];
+    expect(rows.map((r) => r.title)).toEqual(["t0", "t1", "t2"]);
+    const stats = await admin<{
+      requests: { limited: number; total: number; byStatus: Record<string, number> };
+    }>(p, "stats");
+    // Counted since the object started: the schema and setup requests are in there too.
+    expect(stats.requests.limited).toBe(2);
+    expect(stats.requests.byStatus["4xx"]).toBeGreaterThanOrEqual(2);
+    expect(stats.requests.total).toBeGreaterThanOrEqual(7);
+  });
+});
