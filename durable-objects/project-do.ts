@@ -32,7 +32,6 @@ import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
 import { importProject } from "./import.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
-import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.ts";
 import { Authenticator } from "./realtime/auth.ts";
 import { broadcastHttp } from "./realtime/broadcast-http.ts";
 import { ChangeFeed } from "./realtime/feed.ts";
@@ -45,6 +44,7 @@ import {
   type SocketKind,
   SocketStore,
 } from "./realtime/sockets.ts";
+import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
 import { FileStore } from "./storage/store.ts";

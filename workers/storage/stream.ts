@@ -3,8 +3,10 @@
  * to SINGLE_PUT_MAX goes through a FixedLengthStream into one `put`; a larger one, or one
  * of unknown length (multipart forms, chunked bodies), goes PART_BYTES at a time into an
  * R2 multipart upload (a body that ends within the first part is one `put` of that part).
- * Every byte is counted against `maxBytes` (bucket limit, remaining quota) and hashed
- * (SHA-256) on the way. Any failure leaves no bytes behind: the caller aborts the upload.
+ * A declared length is checked against `maxBytes` (bucket limit, remaining quota) before the
+ * first byte; a body of unknown length is counted as it streams. The checksum is R2's ETag
+ * (what S3 and Supabase report as `eTag`). Any failure leaves no bytes behind: the caller
+ * aborts the upload.
  */
 import { HearthError } from "../../shared/errors.ts";
 
@@ -40,20 +42,38 @@ function tooLarge(opts: StoreOptions): HearthError {
   );
 }
 
-function hex(buf: ArrayBuffer): string {
-  return [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export async function storeBody(
   r2: R2Bucket,
   key: string,
-  body: ReadableStream<Uint8Array>,
+  body: ReadableStream<Uint8Array> | null,
   opts: StoreOptions,
 ): Promise<Stored> {
   if (opts.declared !== null && opts.declared > opts.maxBytes) throw tooLarge(opts);
   const httpMetadata = { contentType: opts.contentType, cacheControl: opts.cacheControl };
-  const digest = new crypto.DigestStream("SHA-256");
-  const hashWriter = digest.getWriter();
+  if (body === null) {
+    const obj = await r2.put(key, new Uint8Array(0), { httpMetadata });
+    return { size: 0, checksum: obj.etag };
+  }
+  if (opts.declared !== null && opts.declared <= SINGLE_PUT_MAX) {
+    // A body of known length (a request with Content-Length, an R2 object's body) goes to R2
+    // as it is: the runtime streams it natively and holds it to its length.
+    let obj: R2Object;
+    try {
+      obj = await r2.put(key, body, { httpMetadata });
+    } catch {
+      throw new HearthError(
+        "HEARTH_STORAGE_UPLOAD_INCOMPLETE",
+        `The upload was interrupted before its ${opts.declared} bytes arrived`,
+      );
+    }
+    if (obj.size !== opts.declared) {
+      throw new HearthError(
+        "HEARTH_STORAGE_UPLOAD_INCOMPLETE",
+        `The body ended after ${obj.size} of its ${opts.declared} bytes`,
+      );
+    }
+    return { size: obj.size, checksum: obj.etag };
+  }
   const reader = body.getReader();
   let size = 0;
   const next = async (): Promise<Uint8Array | null> => {
@@ -69,38 +89,19 @@ export async function storeBody(
     if (opts.declared !== null && size > opts.declared) {
       throw new HearthError("HEARTH_STORAGE_UPLOAD_INCOMPLETE", "The body is longer than its Content-Length");
     }
-    await hashWriter.write(chunk.value);
     return chunk.value;
   };
-  const finish = async (): Promise<Stored> => {
+  const finish = (): void => {
     if (opts.declared !== null && size !== opts.declared) {
       throw new HearthError(
         "HEARTH_STORAGE_UPLOAD_INCOMPLETE",
         `The body ended after ${size} of its ${opts.declared} bytes`,
       );
     }
-    await hashWriter.close();
-    return { size, checksum: hex(await digest.digest) };
   };
   try {
-    if (opts.declared !== null && opts.declared <= SINGLE_PUT_MAX) {
-      const fixed = new FixedLengthStream(opts.declared);
-      const writer = fixed.writable.getWriter();
-      const put = r2.put(key, fixed.readable, { httpMetadata });
-      put.catch(() => {}); // awaited below; a failed write must not be an unhandled rejection
-      try {
-        for (let c = await next(); c !== null; c = await next()) await writer.write(c);
-        const stored = await finish();
-        await writer.close();
-        await put;
-        return stored;
-      } catch (err) {
-        await writer.abort(err).catch(() => {});
-        await put.catch(() => {});
-        throw err;
-      }
-    }
-    return await storeParts(r2, key, next, finish, httpMetadata, opts);
+    const obj = await storeParts(r2, key, next, finish, httpMetadata, opts);
+    return { size, checksum: obj.etag };
   } finally {
     reader.releaseLock();
   }
@@ -110,10 +111,10 @@ async function storeParts(
   r2: R2Bucket,
   key: string,
   next: () => Promise<Uint8Array | null>,
-  finish: () => Promise<Stored>,
+  finish: () => void,
   httpMetadata: R2HTTPMetadata,
   opts: StoreOptions,
-): Promise<Stored> {
+): Promise<R2Object> {
   let part = new Uint8Array(PART_BYTES);
   let fill = 0;
   let upload: R2MultipartUpload | null = null;
@@ -137,14 +138,10 @@ async function storeParts(
         }
       }
     }
-    const stored = await finish();
-    if (!upload) {
-      await r2.put(key, part.subarray(0, fill), { httpMetadata });
-      return stored;
-    }
+    finish();
+    if (!upload) return await r2.put(key, part.subarray(0, fill), { httpMetadata });
     if (fill > 0) parts.push(await upload.uploadPart(parts.length + 1, part.subarray(0, fill)));
-    await upload.complete(parts);
-    return stored;
+    return await upload.complete(parts);
   } catch (err) {
     if (upload) await upload.abort().catch(() => {});
     throw err;

@@ -56,7 +56,7 @@ function cacheSeconds(header: string | null | undefined): string {
 }
 
 interface Body {
-  stream: ReadableStream<Uint8Array>;
+  stream: ReadableStream<Uint8Array> | null;
   declared: number | null;
   contentType: string;
   cacheControl: string;
@@ -65,7 +65,6 @@ interface Body {
 
 async function uploadBody(req: Request): Promise<Body> {
   const type = req.headers.get("content-type") ?? "";
-  const empty = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
   if (/^multipart\/form-data/i.test(type)) {
     const boundary = boundaryOf(type);
     if (!boundary || !req.body)
@@ -86,7 +85,7 @@ async function uploadBody(req: Request): Promise<Body> {
   }
   const xMeta = req.headers.get("x-metadata");
   return {
-    stream: req.body ?? empty(),
+    stream: req.body,
     declared: req.body ? declared : 0,
     contentType: type.trim() || "application/octet-stream",
     cacheControl: cacheSeconds(req.headers.get("cache-control")),
@@ -101,7 +100,7 @@ async function storeAndCommit(
   caller: StorageCaller,
   ticket: UploadTicket,
   body: {
-    stream: ReadableStream<Uint8Array>;
+    stream: ReadableStream<Uint8Array> | null;
     declared: number | null;
     contentType: string;
     cacheControl: string;
