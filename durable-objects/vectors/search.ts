@@ -264,15 +264,27 @@ export async function vectorSearch(ctx: RestContext, request: Request): Promise<
   const req = parseSearch(ctx, body);
   const view = ctx.cold.isEmpty ? null : (await prepareRead(ctx.cold, ctx.sql, ctx.schema, req.level)).view;
   const probes = view && !req.exact ? await loadIndexes(ctx.cold, view, req.table, req.column) : new Map();
-  const ranked: Candidate[] = [];
+  let ranked: Candidate[] = [];
   hotCandidates(ctx.sql, ctx.schema, view, req, ranked);
+  const hot = ranked.length;
   if (view) coldCandidates(view, req, probes, ranked);
+  let approximate = probes.size > 0;
+  if (approximate && ranked.length < req.k && view) {
+    // the probed lists hold fewer than k matching rows (a selective filter): rank them all
+    ranked = ranked.slice(0, hot);
+    coldCandidates(view, req, new Map(), ranked);
+    approximate = false;
+  }
   ranked.sort((a, b) => a.d - b.d || compareKeys(a.key, b.key));
   const rows = verified(ctx.sql, view, req, ranked, ctx.schema);
   return respond(
     200,
     JSON.stringify(rows),
-    { "content-type": "application/json; charset=utf-8" },
+    {
+      "content-type": "application/json; charset=utf-8",
+      // how the answer was found: "exact", or "approximate; indexed-segments=N"
+      "x-hearth-vector-search": approximate ? `approximate; indexed-segments=${probes.size}` : "exact",
+    },
     ctx.requestId,
   );
 }
