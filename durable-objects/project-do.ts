@@ -47,6 +47,12 @@ import {
 import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
+import {
+  filesArchiveKey,
+  loadFilesArchive,
+  restoreArchive as restoreFilesArchive,
+  saveFilesArchive,
+} from "./storage/archive.ts";
 import { FileStore } from "./storage/store.ts";
 import type { StorageCaller, StorageOp, StorageResult } from "./storage/types.ts";
 import { loadArchive, restoreArchive, saveArchive, type WalArchive } from "./sync/archive.ts";
@@ -284,13 +290,14 @@ export class ProjectDO extends DurableObject<Env> {
       if (this.inflight > own) return;
       // Open sockets (realtime, sync) keep the project awake: their state lives here.
       if (this.ctx.getWebSockets().length > 0) return;
-      // So do files: their metadata lives only here (docs/storage.md, "Freezing").
-      if (this.files.holdsAnything()) return;
+      // So do uploads in flight and R2 keys not yet deleted (docs/storage.md, "Freezing").
+      if (this.files.holdsPending()) return;
       if (needsFlush(this.flushContext(), await this.cold.current())) return;
       // The WAL tail and the sync ledger outlive the storage (sync/archive.ts); without
       // them the freeze does not happen (a throw here would reset the object).
       try {
         await saveArchive(this.bucket, this.ctx.storage.sql, projectId);
+        await saveFilesArchive(this.bucket, projectId, this.ctx.storage.sql);
       } catch (err) {
         console.error("freeze: the WAL tail could not be saved; the project stays awake", err);
         return;
@@ -325,13 +332,22 @@ export class ProjectDO extends DurableObject<Env> {
       .all<{ id: string; role: "anon" | "service" }>();
     const manifest = project.v > 0 ? await readManifest(this.bucket, projectId, project.v) : null;
     const archive = manifest ? await loadArchive(this.bucket, projectId) : null;
+    const files = await loadFilesArchive(this.bucket, projectId);
+    let restoredFiles = false;
     await this.ctx.blockConcurrencyWhile(async () => {
       if (this.state.projectId !== null) return;
       this.adopt(projectId, keys.results, manifest, archive);
+      if (files) {
+        this.ctx.storage.transactionSync(() => restoreFilesArchive(this.ctx.storage.sql, files));
+        this.files.reset();
+        restoredFiles = true;
+      }
       await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = NULL WHERE id = ?")
         .bind(projectId)
         .run();
     });
+    // Restored once: a later wake must not bring back rows changed since (storage/archive.ts).
+    if (restoredFiles) await this.bucket.delete(filesArchiveKey(projectId));
   }
 
   /**
@@ -409,8 +425,8 @@ export class ProjectDO extends DurableObject<Env> {
     }
     if (t.freezeAfterMs > 0 && now - this.lastActivity >= t.freezeAfterMs) {
       const { frozen } = await this.freeze();
-      // Files keep a project awake; their uploads in flight still need the next sweep.
-      if (!frozen && this.files.holdsAnything()) await this.scheduleAlarm(this.nextCheckMs());
+      // Uploads in flight keep a project awake, and need the next sweep.
+      if (!frozen && this.files.holdsPending()) await this.scheduleAlarm(this.nextCheckMs());
       return;
     }
     // Hot rows, and deletes or updates of flushed rows (shadows), both wait for a flush.

@@ -1,8 +1,8 @@
 /**
  * Files inside workerd, where R2 and the DO can be inspected: every file change is in the WAL,
  * an upload the client cuts off leaves no key in R2, one whose gateway died is swept by the
- * alarm, metadata survives eviction, a project with files does not freeze, and deleting the
- * project deletes its blobs. The wire behaviour is tested with supabase-js in
+ * alarm, metadata survives eviction and a freeze (archived to R2, restored by the wake), a
+ * project with an upload in flight does not freeze, and deleting the project deletes its blobs. The wire behaviour is tested with supabase-js in
  * test/e2e/supabase-storage.test.ts.
  */
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
@@ -137,19 +137,51 @@ describe("files in the DO and R2", () => {
     expect(usage).toMatchObject({ pendingUploads: 0, usedBytes: 0 });
   });
 
-  it("keeps metadata through eviction, does not freeze with files, deletes blobs with the project", async () => {
+  it("keeps metadata through eviction and a freeze, and deletes blobs with the project", async () => {
     const p = await withBucket();
     expect((await upload(p, "files/keep.txt", "kept")).status).toBe(200);
+    expect((await upload(p, "files/dir/two.txt", "second")).status).toBe(200);
     await abortAllDurableObjects();
     const got = await storage(p, "/object/files/keep.txt");
     expect(await got.text()).toBe("kept");
-    const freeze = await call(`${p.url}/admin/v1/freeze`, { method: "POST", key: p.serviceKey });
-    expect(await freeze.json()).toMatchObject({ frozen: false });
-    expect((await storage(p, "/object/files/keep.txt")).status).toBe(200);
 
-    expect(await blobKeys(p)).toHaveLength(1);
+    const lsnBefore = await runInDurableObject(stubOf(p), (_i: ProjectDO, state) =>
+      Number(state.storage.sql.exec("SELECT max(lsn) AS n FROM _hearth_wal").one().n),
+    );
+    const freeze = await call(`${p.url}/admin/v1/freeze`, { method: "POST", key: p.serviceKey });
+    expect(await freeze.json()).toMatchObject({ frozen: true });
+    expect((await testEnv.BUCKET.head(`projects/${p.id}/storage/meta.json`)) !== null).toBe(true);
+    // The next request wakes the project with its files, and the archive is used up.
+    const after = await storage(p, "/object/files/dir/two.txt");
+    expect(await after.text()).toBe("second");
+    expect(await testEnv.BUCKET.head(`projects/${p.id}/storage/meta.json`)).toBeNull();
+    const list = await storage(p, "/object/list/files", { method: "POST", body: { prefix: "" } });
+    expect(((await list.json()) as { name: string }[]).map((e) => e.name)).toEqual(["dir", "keep.txt"]);
+    // Restoring is not a change: no WAL entry for it.
+    const restoredLsns = await runInDurableObject(stubOf(p), (_i: ProjectDO, state) =>
+      Number(
+        state.storage.sql.exec("SELECT count(*) AS n FROM _hearth_wal WHERE lsn > ?", lsnBefore).one().n,
+      ),
+    );
+    expect(restoredLsns).toBe(0);
+    expect((await upload(p, "files/new.txt", "after the wake")).status).toBe(200);
+
+    expect(await blobKeys(p)).toHaveLength(3);
     const del = await call(`/v1/projects/${p.id}`, { method: "DELETE", key: ADMIN_KEY });
     expect(del.status).toBe(204);
     expect(await blobKeys(p)).toEqual([]);
+  });
+
+  it("does not freeze while an upload is in flight", async () => {
+    const p = await withBucket();
+    const stub = stubOf(p);
+    await runInDurableObject(stub, (_i: ProjectDO, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO _hearth_storage_uploads (version, bucket, name, key, mode, reserved, max_bytes, content_type, cache_control, created_at) VALUES ('v', 'files', 'x', 'k', 'create', 0, 0, 'text/plain', '3600', ?)",
+        Date.now(),
+      );
+    });
+    const freeze = await call(`${p.url}/admin/v1/freeze`, { method: "POST", key: p.serviceKey });
+    expect(await freeze.json()).toMatchObject({ frozen: false });
   });
 });

@@ -64,12 +64,12 @@ export class FileStore {
 
   constructor(private readonly host: FileStoreHost) {}
 
-  /** Whether the project has any file metadata (a project holding some is not frozen). */
-  holdsAnything(): boolean {
+  /** Uploads in flight or R2 keys not yet deleted: the project does not freeze until they are done. */
+  holdsPending(): boolean {
     if (!this.exists()) return false;
     const r = this.host.sql
       .exec(
-        "SELECT (SELECT count(*) FROM _hearth_storage_buckets) + (SELECT count(*) FROM _hearth_storage_uploads) + (SELECT count(*) FROM _hearth_storage_garbage) AS n",
+        "SELECT (SELECT count(*) FROM _hearth_storage_uploads) + (SELECT count(*) FROM _hearth_storage_garbage) AS n",
       )
       .one();
     return Number(r.n) > 0;
