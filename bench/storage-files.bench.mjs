@@ -21,6 +21,13 @@ import { mb, ms, ratio, summarize } from "./lib/stats.mjs";
 
 const CHUNK = 1024 * 1024;
 
+/** Names the step in a network error ("socket hang up" alone says nothing). */
+function step(what, promise) {
+  return promise.catch((err) => {
+    throw new Error(`${what}: ${err?.message ?? err}`);
+  });
+}
+
 /** A deterministic body of `size` bytes, 1 MiB chunks, each tagged with its index. */
 function* chunks(size, seed) {
   for (let sent = 0; sent < size; sent += CHUNK) {
@@ -148,7 +155,6 @@ export default async function bench({ quick, log }) {
   expected = expected.digest("hex");
 
   const server = await startBenchHearth();
-  const floor = await startFloor();
   const rows = [];
   const memory = [];
   let listing = [];
@@ -161,13 +167,22 @@ export default async function bench({ quick, log }) {
     const floorDown = [];
     for (let run = 0; run < RUNS; run++) {
       log(`storage-files: run ${run + 1}/${RUNS}, ${SIZE / 1024 / 1024} MiB`);
-      // Floor: the same bytes into and out of R2 through a Worker that does nothing else.
-      const fu = await streamUp(`${floor.url}/big-${run}.bin`, { method: "PUT", size: SIZE, seed });
-      if (fu.status !== 200) throw new Error(`floor put answered ${fu.status}: ${fu.body}`);
-      floorUp.push(fu.ms);
-      const fd = await streamDown(`${floor.url}/big-${run}.bin`);
-      if (fd.sha256 !== expected) throw new Error("floor get returned other bytes");
-      floorDown.push(fd.ms);
+      // Floor: the same bytes into and out of R2 through a Worker that does nothing else. A
+      // fresh Miniflare per run: a second 200 MiB get from the same instance was reset here.
+      const floor = await startFloor();
+      try {
+        const fu = await step(
+          "floor put",
+          streamUp(`${floor.url}/big.bin`, { method: "PUT", size: SIZE, seed }),
+        );
+        if (fu.status !== 200) throw new Error(`floor put answered ${fu.status}: ${fu.body}`);
+        floorUp.push(fu.ms);
+        const fd = await step("floor get", streamDown(`${floor.url}/big.bin`));
+        if (fd.sha256 !== expected) throw new Error("floor get returned other bytes");
+        floorDown.push(fd.ms);
+      } finally {
+        await floor.stop();
+      }
 
       // Hearth, with workerd's memory sampled while the upload streams.
       const base = (await workerdRss(server.pid)).total;
@@ -179,18 +194,21 @@ export default async function bench({ quick, log }) {
           })
           .catch(() => {});
       }, 50);
-      const up = await streamUp(`${project.url}/storage/v1/object/bench/big-${run}.bin`, {
-        headers: keyHeaders(project.serviceKey),
-        size: SIZE,
-        seed,
-      });
+      const up = await step(
+        "Hearth upload",
+        streamUp(`${project.url}/storage/v1/object/bench/big-${run}.bin`, {
+          headers: keyHeaders(project.serviceKey),
+          size: SIZE,
+          seed,
+        }),
+      );
       clearInterval(sampler);
       if (up.status !== 200) throw new Error(`upload answered ${up.status}: ${up.body}`);
       hearthUp.push(up.ms);
       memory.push({ base, peak });
-      const down = await streamDown(
-        `${project.url}/storage/v1/object/bench/big-${run}.bin`,
-        keyHeaders(project.serviceKey),
+      const down = await step(
+        "Hearth download",
+        streamDown(`${project.url}/storage/v1/object/bench/big-${run}.bin`, keyHeaders(project.serviceKey)),
       );
       if (down.sha256 !== expected) throw new Error("download returned other bytes");
       hearthDown.push(down.ms);
@@ -258,7 +276,6 @@ export default async function bench({ quick, log }) {
     failedSteps.push(String(err?.message ?? err).split("\n")[0]);
     log(`storage-files: ${err?.stack ?? err}`);
   } finally {
-    await floor.stop();
     await server.stop();
   }
 

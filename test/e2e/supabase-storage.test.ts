@@ -526,6 +526,29 @@ describe("limits, quota and bad input", () => {
     expect(badMove.status).toBe(400);
     const noKey = await storageCall(project, "/bucket", { key: null });
     expect(noKey.status).toBe(401);
+    const badBodies: [string, string, unknown][] = [
+      ["POST", "/bucket", { id: "b1", public: "yes" }],
+      ["POST", "/bucket", { id: "b2", file_size_limit: -5 }],
+      ["POST", "/bucket", { id: "b3", allowed_mime_types: ["not a type"] }],
+      ["POST", "/bucket", { id: "b4", policy: { read: "everyone" } }],
+      ["POST", "/bucket", [1, 2]],
+      ["POST", "/object/sign/any/q3.bin", { expiresIn: -1 }],
+      ["POST", "/object/sign/any", { expiresIn: 60, paths: "q3.bin" }],
+      ["POST", "/object/list/any", { limit: "abc" }],
+      ["POST", "/object/list/any", { search: 5 }],
+      ["POST", "/object/copy", { bucketId: "any", sourceKey: 1, destinationKey: "x" }],
+      ["DELETE", "/object/any", { prefixes: "q3.bin" }],
+      ["PUT", "/quota", { quotaBytes: "lots" }],
+    ];
+    for (const [method, path, body] of badBodies) {
+      const res = await storageCall(project, path, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      expect(`${method} ${path} ${res.status}`).toBe(`${method} ${path} 400`);
+    }
+    expect((await sb.storage.listBuckets()).data!.map((b) => b.id).sort()).toEqual(["any", "small"]);
   });
 
   it("leaves no object and no bytes when an upload is interrupted", async () => {
