@@ -70,11 +70,19 @@ export function hexToBytes(hex: string): ArrayBuffer | null {
   return out.buffer;
 }
 
+const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
+const latin1 = new TextDecoder("latin1");
+
+/** Lower-case hex of bytes: ASCII digits written into one buffer and decoded once (vectors are KBs each). */
 export function bytesToHex(bytes: ArrayBuffer | Uint8Array): string {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let s = "";
-  for (const b of view) s += b.toString(16).padStart(2, "0");
-  return s;
+  const out = new Uint8Array(view.length * 2);
+  for (let i = 0; i < view.length; i++) {
+    const b = view[i]!;
+    out[2 * i] = HEX_DIGITS[b >> 4]!;
+    out[2 * i + 1] = HEX_DIGITS[b & 15]!;
+  }
+  return latin1.decode(out);
 }
 
 function toBytes(v: unknown, column: string): ArrayBuffer {

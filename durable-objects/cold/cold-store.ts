@@ -14,7 +14,7 @@
  * request runs against a `ColdView`, which pins the segments it needs.
  */
 import { bloomMayContain, SegmentData } from "../../shared/columnar/segment.ts";
-import { type StorageValue, toStorage } from "../../shared/values.ts";
+import { bytesToHex, type StorageValue, toStorage } from "../../shared/values.ts";
 import { quoteIdent } from "../migrate.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import {
@@ -100,11 +100,7 @@ export class LoadedSegment {
 
 /** Bytes of a json-safe storage value for SQL: bytes travel as hex and are unhex()-ed. */
 export function sqlSafe(v: unknown): unknown {
-  if (v instanceof Uint8Array) {
-    let s = "";
-    for (const b of v) s += b.toString(16).padStart(2, "0");
-    return s;
-  }
+  if (v instanceof Uint8Array) return bytesToHex(v);
   return v;
 }
 

@@ -12,7 +12,7 @@
  * of any project refers to any more (forks share segments by reference).
  */
 import type { TableInfo } from "../schema-index.ts";
-import { commitCatalog, type FlushContext, type Marker, putSegment } from "./flush.ts";
+import { commitCatalog, type FlushContext, type Marker, partRows, putSegment } from "./flush.ts";
 import { keyText, type Manifest, manifestKey, type SegmentRef, withRetry } from "./manifest.ts";
 
 export interface CompactResult {
@@ -43,7 +43,7 @@ export async function compact(ctx: FlushContext): Promise<CompactResult> {
   let written = 0;
   for (const table of ctx.schema.tables.values()) {
     const refs = current.tables[table.name] ?? [];
-    const chosen = pick(refs, ctx.segmentRows);
+    const chosen = pick(refs, partRows(table, ctx.segmentRows));
     if (chosen.length === 0) continue;
     const fresh = await rewrite(ctx, table, chosen, version);
     const gone = new Set(chosen.map((r) => r.key));
@@ -105,6 +105,7 @@ async function rewrite(
     keys = [];
   };
   const pkAt = table.primaryKey.map((c) => [...table.columns.keys()].indexOf(c));
+  const rowsPerPart = partRows(table, ctx.segmentRows);
   for (const ref of chosen) {
     const seg = await ctx.store.segment(ref, table);
     const layout = seg.columnsFor(table);
@@ -115,7 +116,7 @@ async function rewrite(
         data[j]!.push(v);
       });
       keys.push(keyText(pkAt.map((j) => row[j])));
-      if (keys.length >= ctx.segmentRows) await emit();
+      if (keys.length >= rowsPerPart) await emit();
     }
   }
   await emit();

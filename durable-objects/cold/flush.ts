@@ -119,6 +119,21 @@ export function segmentColumnsOf(table: TableInfo): SegmentColumn[] {
   );
 }
 
+/** Vector bytes per segment part: a part is built in memory (rows, Arrow, LZ4, index) at once. */
+const VECTOR_PART_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Rows per segment part of `table`: `segmentRows`, fewer for tables with vector columns
+ * (10,922 rows of 384 float32s), so a flush or compaction of one part stays well inside a
+ * Durable Object's 128 MB.
+ */
+export function partRows(table: TableInfo, segmentRows: number): number {
+  let bytes = 0;
+  for (const c of table.columns.values()) if (c.type === "vector") bytes += 4 * (c.def.dimensions ?? 0);
+  if (bytes === 0) return segmentRows;
+  return Math.max(1, Math.min(segmentRows, Math.max(1024, Math.floor(VECTOR_PART_BYTES / bytes))));
+}
+
 /** Step 2 for one table: its hot rows as segments, a part per `segmentRows` rows. */
 async function writeTable(
   ctx: FlushContext,
@@ -127,6 +142,7 @@ async function writeTable(
   last: number,
 ): Promise<SegmentRef[]> {
   const columns = segmentColumnsOf(table);
+  const rowsPerPart = partRows(table, ctx.segmentRows);
   const select = columns.map((c) => quoteIdent(c.name)).join(", ");
   const refs: SegmentRef[] = [];
   let after = -1e19; // below every rowid, as in export.ts
@@ -135,7 +151,7 @@ async function writeTable(
       .exec(
         `SELECT _rowid_ AS r, ${select} FROM ${quoteIdent(table.name)} WHERE _rowid_ > ? ORDER BY _rowid_ LIMIT ?`,
         after,
-        ctx.segmentRows,
+        rowsPerPart,
       )
       .raw();
     const data: unknown[][] = columns.map(() => []);
@@ -154,7 +170,7 @@ async function writeTable(
     if (n === 0) break;
     const name = `${firstLsn}-${last}${part > 0 ? `-${part}` : ""}`;
     refs.push(await putSegment(ctx, table, name, data, keys, firstLsn, last));
-    if (n < ctx.segmentRows) break;
+    if (n < rowsPerPart) break;
   }
   return refs;
 }
