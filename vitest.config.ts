@@ -21,6 +21,8 @@ export default defineConfig(async () => {
             HEARTH_FREEZE_AFTER_SECONDS: "0",
             // No request rate limit: test/rate-limit.test.ts sets one per project.
             HEARTH_PROJECT_RATE_LIMIT: "0",
+            // Cases per property of test/fuzz.test.ts (`npm run soak` raises it).
+            FUZZ_RUNS: process.env.FUZZ_RUNS ?? "60",
             TEST_MIGRATIONS: migrations,
           },
         },
