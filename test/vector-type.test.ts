@@ -17,6 +17,7 @@ import {
 } from "apache-arrow";
 import { describe, expect, it } from "vitest";
 import { admin, createProject, projectWithSchema, putSchema, rest, type TestProject } from "./helpers/api.ts";
+import { connectRealtime } from "./helpers/realtime.ts";
 
 const SCHEMA = {
   tables: {
@@ -194,5 +195,29 @@ describe("vector values", () => {
       body: tableToIPC(new Table([b2]), "stream"),
     });
     await expectVectorError(res2, /expected 3 dimensions, not 2/);
+  });
+});
+
+describe("vector change events", () => {
+  it("realtime carries vectors as JSON arrays, as REST does", async () => {
+    const p = await projectWithSchema(SCHEMA);
+    const c = await connectRealtime(p, p.serviceKey);
+    const reply = await c.join("v", {
+      postgres_changes: [{ event: "*", schema: "public", table: "docs" }],
+    });
+    expect(reply.status, JSON.stringify(reply)).toBe("ok");
+    let res = await rest(p, "/docs", { method: "POST", body: { id: 1, embedding: [0.1, -2, 3.5] } });
+    expect(res.status).toBe(201);
+    res = await rest(p, "/docs?id=eq.1", { method: "PATCH", body: { embedding: [1, 2, 3] } });
+    expect(res.status).toBe(204);
+    await c.waitFor((f) => f[3] === "postgres_changes" && (f[4].data as { type: string }).type === "UPDATE");
+    const events = c.changes("v") as {
+      type: string;
+      record: Record<string, unknown>;
+      old_record: Record<string, unknown>;
+    }[];
+    expect(events[0]!.record.embedding).toEqual([0.1, -2, 3.5]);
+    expect(events[1]!.record.embedding).toEqual([1, 2, 3]);
+    expect(events[1]!.old_record.embedding).toEqual([0.1, -2, 3.5]);
   });
 });

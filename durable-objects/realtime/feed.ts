@@ -7,6 +7,7 @@
  */
 import { lastLsn } from "../cold/flush.ts";
 import type { SchemaIndex } from "../schema-index.ts";
+import { vectorsToWire } from "../vectors/wal-wire.ts";
 import { readWal, type WalEntry } from "../wal.ts";
 
 export interface FeedListener {
@@ -65,6 +66,7 @@ export class ChangeFeed {
         if (entries.length === 0) break;
         this.delivered = entries[entries.length - 1]!.lsn;
         const schema = this.schema();
+        vectorsToWire(entries, schema);
         for (const l of active) {
           try {
             l.deliver(entries, schema);
