@@ -23,6 +23,8 @@ export default defineConfig(async () => {
             HEARTH_PROJECT_RATE_LIMIT: "0",
             // Cases per property of test/fuzz.test.ts (`npm run soak` raises it).
             FUZZ_RUNS: process.env.FUZZ_RUNS ?? "60",
+            // Random fault sequences of test/chaos.test.ts (`npm run soak` raises it).
+            CHAOS_RUNS: process.env.CHAOS_RUNS ?? "4",
             TEST_MIGRATIONS: migrations,
           },
         },
