@@ -9,6 +9,7 @@
  *   node bench/run.mjs --quick load    # 5 s phases, 10 projects, 200 subscribers
  */
 import http from "node:http";
+import os from "node:os";
 import { createProject, putSchema, startBenchHearth } from "./lib/hearth.mjs";
 import { table } from "./lib/markdown.mjs";
 import { realtimeUrl, SubscriberPool } from "./lib/realtime-client.mjs";
@@ -176,6 +177,7 @@ export default async function load({ quick, log }) {
     ? { seconds: 5, clients: 32, projects: 10, subscribers: 200 }
     : { seconds: 20, clients: 64, projects: 100, subscribers: 1000 };
   const out = ["# Load: mixed reads and writes, many projects, held subscribers", ""];
+  const loadBefore = os.loadavg()[0];
   const server = await startBenchHearth();
   try {
     const projects = [];
@@ -247,6 +249,8 @@ export default async function load({ quick, log }) {
 
     out.push(
       `Hearth runs under \`npm start\` (wrangler dev, local workerd, throwaway state dir; the per-project rate limit is off there) on the same 2 cores as the load generator. ${cfg.clients} concurrent clients over kept-alive loopback connections, each in a loop for ${cfg.seconds} s: 80 % reads (half a key it wrote, half the latest 10 rows), 20 % inserts with a key of its own (anon key, \`return=minimal\`). The floor is the same clients asking \`GET /health\` (a constant answer of the same Worker) for the same time.`,
+      "",
+      `Load average (1 min) of the machine: ${loadBefore.toFixed(2)} before the run, ${os.loadavg()[0].toFixed(2)} after it, on ${os.cpus().length} cores: above that, other work shared the CPU and the figures are low.`,
       "",
       table(
         [
