@@ -218,7 +218,7 @@ export function levelExec(sql: SqlStorage, view: ColdView, level: Level): SqlExe
 }
 
 /** Whether the level's rows are exactly those its own-column filters (compiled) let through. */
-function exactlyFiltered(level: Level): boolean {
+export function exactlyFiltered(level: Level): boolean {
   if (level.embeds.some((e) => e.inner)) return false;
   const own = ownConditions(level);
   if (own.length !== level.mods.where.length) return false;

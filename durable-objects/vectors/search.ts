@@ -10,7 +10,7 @@ import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
 import { parseQuery } from "../../shared/rest/parse-query.ts";
 import { distanceTo, float32Of, METRICS, type Metric, norm, vectorToStorage } from "../../shared/vector.ts";
-import { prepareRead, rowFilter, tablesOf } from "../cold/cold-read.ts";
+import { exactlyFiltered, prepareRead, rowFilter, tablesOf } from "../cold/cold-read.ts";
 import { type ColdView, type LoadedSegment, sqlSafe } from "../cold/cold-store.ts";
 import { overlaySql, type SqlExec } from "../cold/overlay.ts";
 import { quoteIdent } from "../migrate.ts";
@@ -129,13 +129,68 @@ function compareKeys(a: unknown[], b: unknown[]): number {
   return 0;
 }
 
+const nearer = (a: Candidate, b: Candidate) => a.d - b.d || compareKeys(a.key, b.key);
+
+/**
+ * The nearest candidates seen, at most `cap` (a max-heap: O(n log cap) and O(cap) memory, so
+ * an exact search over 100k flushed rows holds k candidates, not 100k); `cap` is Infinity
+ * when the read path may still drop candidates the JS filters let through.
+ */
+class Ranking {
+  private readonly heap: Candidate[] = [];
+  constructor(private readonly cap: number) {}
+
+  /** Whether a candidate at distance `d` can enter (checked before building it). */
+  admits(d: number): boolean {
+    return this.heap.length < this.cap || d <= this.heap[0]!.d;
+  }
+
+  add(c: Candidate): void {
+    const h = this.heap;
+    if (this.cap === Number.POSITIVE_INFINITY) {
+      h.push(c);
+      return;
+    }
+    if (h.length < this.cap) {
+      h.push(c);
+      for (let j = h.length - 1; j > 0; ) {
+        const p = (j - 1) >> 1;
+        if (nearer(h[j]!, h[p]!) <= 0) break;
+        [h[j], h[p]] = [h[p]!, h[j]!];
+        j = p;
+      }
+      return;
+    }
+    if (nearer(c, h[0]!) >= 0) return;
+    h[0] = c;
+    for (let j = 0; ; ) {
+      const l = 2 * j + 1;
+      const r = l + 1;
+      let m = j;
+      if (l < h.length && nearer(h[l]!, h[m]!) > 0) m = l;
+      if (r < h.length && nearer(h[r]!, h[m]!) > 0) m = r;
+      if (m === j) break;
+      [h[j], h[m]] = [h[m]!, h[j]!];
+      j = m;
+    }
+  }
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  sorted(): Candidate[] {
+    return this.heap.sort(nearer);
+  }
+}
+
 /** Hot rows passing the level's WHERE (filters, policy, embeds over hot ∪ cold), ranked. */
 function hotCandidates(
   sql: SqlStorage,
   schema: SchemaIndex,
   view: ColdView | null,
   req: SearchRequest,
-  out: Candidate[],
+  out: Ranking,
 ): void {
   const { level, table, column } = req;
   const root = table.name;
@@ -155,7 +210,7 @@ function hotCandidates(
     const v = r[n];
     if (!(v instanceof ArrayBuffer) || v.byteLength !== bytes) continue;
     const d = distance(float32Of(v), 0);
-    if (d !== null) out.push({ d, key: r.slice(0, n) });
+    if (d !== null && out.admits(d)) out.add({ d, key: r.slice(0, n) });
   }
 }
 
@@ -164,7 +219,7 @@ function coldCandidates(
   view: ColdView,
   req: SearchRequest,
   probes: Map<LoadedSegment, IndexProbe>,
-  out: Candidate[],
+  out: Ranking,
 ): void {
   const { table, column, level } = req;
   const at = [...table.columns.keys()].indexOf(column.name);
@@ -182,8 +237,8 @@ function coldCandidates(
       const v = vectorAt(i);
       if (!(v instanceof Uint8Array || v instanceof ArrayBuffer) || v.byteLength !== bytes) return;
       const d = distance(float32Of(v), 0);
-      if (d === null) return;
-      out.push({ d, key: pkAt.map((j) => valueAt(cols[j]!, i)), seg, i });
+      if (d === null || !out.admits(d)) return;
+      out.add({ d, key: pkAt.map((j) => valueAt(cols[j]!, i)), seg, i });
     };
     const probe = probes.get(seg);
     if (probe) for (const i of probe.rows(req.query, req.metric, req.probes)) visit(i);
@@ -264,19 +319,20 @@ export async function vectorSearch(ctx: RestContext, request: Request): Promise<
   const req = parseSearch(ctx, body);
   const view = ctx.cold.isEmpty ? null : (await prepareRead(ctx.cold, ctx.sql, ctx.schema, req.level)).view;
   const probes = view && !req.exact ? await loadIndexes(ctx.cold, view, req.table, req.column) : new Map();
-  let ranked: Candidate[] = [];
-  hotCandidates(ctx.sql, ctx.schema, view, req, ranked);
-  const hot = ranked.length;
-  if (view) coldCandidates(view, req, probes, ranked);
+  // Rows the JS filters pass are the rows SQL returns when they are exact: keep only the k nearest.
+  const cap = exactlyFiltered(req.level) ? req.k : Number.POSITIVE_INFINITY;
+  let ranking = new Ranking(cap);
+  hotCandidates(ctx.sql, ctx.schema, view, req, ranking);
+  if (view) coldCandidates(view, req, probes, ranking);
   let approximate = probes.size > 0;
-  if (approximate && ranked.length < req.k && view) {
+  if (approximate && ranking.size < req.k && view) {
     // the probed lists hold fewer than k matching rows (a selective filter): rank them all
-    ranked = ranked.slice(0, hot);
-    coldCandidates(view, req, new Map(), ranked);
+    ranking = new Ranking(cap);
+    hotCandidates(ctx.sql, ctx.schema, view, req, ranking);
+    coldCandidates(view, req, new Map(), ranking);
     approximate = false;
   }
-  ranked.sort((a, b) => a.d - b.d || compareKeys(a.key, b.key));
-  const rows = verified(ctx.sql, view, req, ranked, ctx.schema);
+  const rows = verified(ctx.sql, view, req, ranking.sorted(), ctx.schema);
   return respond(
     200,
     JSON.stringify(rows),

@@ -12,6 +12,7 @@ import { resolveStorage, type StorageOption } from "../auth/storage.ts";
 import type { EncryptionSchema } from "../crypto/rows.ts";
 import { HearthError } from "../errors.ts";
 import { checkEncryptedFilters } from "./encrypted-filter.ts";
+import { withNearest } from "./nearest.ts";
 import { withHearth } from "./query.ts";
 import { fetchWithRetry, type RetryOptions, type RetryPolicy, resolveRetry } from "./retry.ts";
 import { parseHearthUrl, rebase } from "./url.ts";
@@ -126,11 +127,18 @@ export class HearthClient<DB = any> {
    * ```
    */
   from: PostgrestClient<DB>["from"] = ((relation: string) =>
-    withHearth(this.postgrest.from(relation as never), async (url, init, retry) => {
-      if (this.schema) checkEncryptedFilters(this.schema, relation, url);
-      await this.auth.ready; // the stored session may name the project
-      return this.send(rebase(url, this.restBase, `${this.currentProject()}/rest/v1`), init, retry);
-    })) as unknown as PostgrestClient<DB>["from"];
+    withNearest(
+      withHearth(this.postgrest.from(relation as never), async (url, init, retry) => {
+        if (this.schema) checkEncryptedFilters(this.schema, relation, url);
+        await this.auth.ready; // the stored session may name the project
+        return this.send(rebase(url, this.restBase, `${this.currentProject()}/rest/v1`), init, retry);
+      }),
+      relation,
+      async (init) => {
+        await this.auth.ready;
+        return this.send(`${this.currentProject()}/rest/v1/rpc/vector_search`, init, true);
+      },
+    )) as unknown as PostgrestClient<DB>["from"];
 
   /**
    * `fetch` on the current project, with the client's credentials and retry policy: a path
