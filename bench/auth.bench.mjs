@@ -8,6 +8,7 @@
  * A step that fails is reported in the results with its error; the others still run.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { figure, latencyFigure } from "./lib/figures.mjs";
 import { expectStatus, keyHeaders, request, startBenchHearth } from "./lib/hearth.mjs";
 import { throughput } from "./lib/load.mjs";
 import { errorBlock, errorCell, table } from "./lib/markdown.mjs";
@@ -110,6 +111,7 @@ export default async function run({ quick, log }) {
     "",
   ];
 
+  const figures = [];
   const hearth = await step("start Hearth", () => startBenchHearth());
   if (!hearth.ok) {
     out.push(errorBlock("Starting Hearth", hearth.error));
@@ -162,15 +164,15 @@ export default async function run({ quick, log }) {
     }
     const { owner, project, app, scope, appToken } = setup.value;
     const pointUrl = `${project.url}/rest/v1/${TABLE}?id=eq.1`;
-    out.push(...(await pointReads({ cfg, step, pointUrl, project, owner, appToken })));
+    out.push(...(await pointReads({ cfg, step, pointUrl, project, owner, appToken, figures })));
     out.push(...(await revocation({ cfg, step, server, project, owner, app, scope, pointUrl })));
   } finally {
     await server.stop();
   }
-  return { markdown: out.join("\n"), failedSteps };
+  return { markdown: out.join("\n"), failedSteps, figures: figures.filter(Boolean) };
 }
 
-async function pointReads({ cfg, step, pointUrl, project, owner, appToken }) {
+async function pointReads({ cfg, step, pointUrl, project, owner, appToken, figures }) {
   const credentials = [
     { name: "service key", headers: keyHeaders(project.serviceKey) },
     { name: "account token (owner)", headers: { authorization: `Bearer ${owner.token}` } },
@@ -223,6 +225,28 @@ async function pointReads({ cfg, step, pointUrl, project, owner, appToken }) {
   const baseP50 = base.lat.ok ? base.lat.value.p50 : Number.NaN;
   const baseP99 = base.lat.ok ? base.lat.value.p99 : Number.NaN;
   const baseRps = base.tp.ok ? base.tp.value.reqPerSec : Number.NaN;
+  for (const { c, lat, tp } of results.slice(1)) {
+    const floor = { peerName: "the same read with the service key", peerKind: "floor" };
+    figures.push(
+      ...[
+        latencyFigure(
+          { shape: `point read with an ${c.name}`, ...floor },
+          lat.ok ? lat.value : null,
+          base.lat.ok ? base.lat.value : null,
+        ),
+        tp.ok && base.tp.ok
+          ? figure({
+              shape: `point read with an ${c.name}, 10 connections`,
+              unit: "req/s",
+              hearth: tp.value.reqPerSec,
+              peer: base.tp.value.reqPerSec,
+              lowerIsBetter: false,
+              ...floor,
+            })
+          : null,
+      ].filter(Boolean),
+    );
+  }
   const rows = results.map(({ c, lat, tp }) => [
     c.name,
     lat.ok ? ms(lat.value.p50) : errorCell(lat.error),

@@ -23,6 +23,7 @@ import {
   toJsonArray,
   toNdjson,
 } from "./lib/data.mjs";
+import { figure, latencyFigure } from "./lib/figures.mjs";
 import {
   countRows,
   createProject,
@@ -67,6 +68,7 @@ export default async function run({ quick, log }) {
     "",
   ];
 
+  const figures = [];
   const tmp = await mkdtemp(path.join(os.tmpdir(), "hearth-bench-"));
   const [hearth, pgServer] = await Promise.all([
     step("start Hearth", () => startBenchHearth()),
@@ -89,6 +91,7 @@ export default async function run({ quick, log }) {
       pg,
       pgServer: pgServer.ok ? pgServer.value : null,
       tmp,
+      figures,
     };
     try {
       for (const n of cfg.sizes) out.push(...(await readSections(ctx, n)));
@@ -101,7 +104,7 @@ export default async function run({ quick, log }) {
     if (pgServer.ok) await pgServer.value.stop();
     await rm(tmp, { recursive: true, force: true });
   }
-  return { markdown: out.join("\n"), failedSteps };
+  return { markdown: out.join("\n"), failedSteps, figures: figures.filter(Boolean) };
 }
 
 /** Loads rows into a Hearth table, NDJSON first, JSON array as a fallback. */
@@ -275,6 +278,33 @@ async function readSections(ctx, n) {
     "",
   );
   const [, ping, point] = results;
+  const value = (r) => (r.ok ? r.value : null);
+  const pointShape = `point read by primary key, ${int(n)} rows`;
+  ctx.figures.push(
+    ...[
+      latencyFigure(
+        { shape: pointShape, peerName: "GET /health (gateway only)", peerKind: "floor" },
+        value(point.lat),
+        value(floor.lat),
+      ),
+      latencyFigure(
+        { shape: pointShape, peerName: "better-sqlite3 in process", peerKind: "floor" },
+        value(point.lat),
+        value(sqliteLat),
+      ),
+      point.tp.ok && floor.tp.ok
+        ? figure({
+            shape: `${pointShape}, 10 connections`,
+            unit: "req/s",
+            hearth: point.tp.value.reqPerSec,
+            peer: floor.tp.value.reqPerSec,
+            peerName: "GET /health (gateway only)",
+            peerKind: "floor",
+            lowerIsBetter: false,
+          })
+        : null,
+    ].filter(Boolean),
+  );
   if (point.lat.ok && ping.lat.ok && sqliteLat.ok) {
     out.push(
       `Point read p50: ${ratio(point.lat.value.p50, floorP50)} the gateway floor, ${ratio(point.lat.value.p50, ping.lat.value.p50)} the DO-hop floor, ${ratio(point.lat.value.p50, sqliteLat.value.p50)} better-sqlite3 in process.`,
@@ -314,6 +344,7 @@ async function scanSection(ctx, n, project, pgTable, pgLoad) {
   const queries = [
     {
       name: `range scan \`score=gte.X&score=lt.X+${SCAN_WIDTH}&order=score&limit=100\``,
+      short: "filtered range scan, 100 rows",
       hearth: async (w) => {
         const res = expectStatus(await request(scanUrl(w), { headers: anon }), 200, "range scan");
         return JSON.parse(res.body).map((r) => r.score);
@@ -322,11 +353,13 @@ async function scanSection(ctx, n, project, pgTable, pgLoad) {
     },
     {
       name: "`count=exact` of the whole table (`select=id&limit=1`)",
+      short: "count of the whole table",
       hearth: () => hearthCount(""),
       pg: async () => Number((await pg.query(`SELECT count(*) AS c FROM ${pgTable}`)).rows[0].c),
     },
     {
       name: `\`count=exact\` of a score window of ${SCAN_WIDTH}`,
+      short: "count of a filtered window",
       hearth: ([lo, hi]) => hearthCount(`score=gte.${lo}&score=lt.${hi}`),
       pg: async (w) =>
         Number(
@@ -371,6 +404,17 @@ async function scanSection(ctx, n, project, pgTable, pgLoad) {
           ),
         )
       : pgLoad;
+    ctx.figures.push(
+      latencyFigure(
+        {
+          shape: `${q.short}, ${int(n)} rows`,
+          peerName: "PostgreSQL (Debian, loopback TCP)",
+          peerKind: "peer",
+        },
+        h.ok ? h.value : null,
+        p.ok ? p.value : null,
+      ),
+    );
     rows.push([
       q.name,
       h.ok ? ms(h.value.p50) : errorCell(h.error),
@@ -453,6 +497,19 @@ async function bulkSection(ctx) {
       if (count !== n) throw new Error(`inserted ${n} rows but count=exact says ${count}`);
       return { seconds, bytes, requests: bodies.length };
     });
+    if (r.ok && pgCopy.ok) {
+      ctx.figures.push(
+        figure({
+          shape: `bulk insert of ${int(n)} rows as ${name}`,
+          unit: "rows/s",
+          hearth: n / r.value.seconds,
+          peer: pgRate,
+          peerName: "PostgreSQL COPY FROM a CSV file",
+          peerKind: "peer",
+          lowerIsBetter: false,
+        }),
+      );
+    }
     rows.push([
       `Hearth, ${name}`,
       r.ok ? r.value.requests : "–",

@@ -10,6 +10,7 @@
  */
 import http from "node:http";
 import os from "node:os";
+import { figure, latencyFigure } from "./lib/figures.mjs";
 import { createProject, putSchema, startBenchHearth } from "./lib/hearth.mjs";
 import { table } from "./lib/markdown.mjs";
 import { realtimeUrl, SubscriberPool } from "./lib/realtime-client.mjs";
@@ -171,12 +172,37 @@ function phaseRow(name, run, floorRun) {
   ];
 }
 
+export const title = "Load: mixed reads and writes, many projects, held subscribers";
+
+/** The card's figures for one phase: ops/s and read latency beside `GET /health` at the same concurrency. */
+function phaseFigures(name, run, floorRun, clients) {
+  const floorName = `GET /health, ${clients} clients (a constant answer)`;
+  return [
+    figure({
+      shape: `mixed load, ${name}: ops/s`,
+      unit: "ops/s",
+      hearth: (run.lat.read.length + run.lat.write.length) / run.seconds,
+      peer: floorRun.lat.length / floorRun.seconds,
+      peerName: floorName,
+      peerKind: "floor",
+      lowerIsBetter: false,
+      note: `${clients} concurrent clients, 80 % reads, 20 % inserts`,
+    }),
+    latencyFigure(
+      { shape: `mixed load, ${name}: read latency`, peerName: floorName, peerKind: "floor" },
+      summarize(run.lat.read),
+      summarize(floorRun.lat),
+    ),
+  ];
+}
+
 export default async function load({ quick, log }) {
   const { step, failedSteps } = stepRunner(log);
   const cfg = quick
     ? { seconds: 5, clients: 32, projects: 10, subscribers: 200 }
     : { seconds: 20, clients: 64, projects: 100, subscribers: 1000 };
-  const out = ["# Load: mixed reads and writes, many projects, held subscribers", ""];
+  const out = [`# ${title}${quick ? " (quick)" : ""}`, ""];
+  const figures = [];
   const loadBefore = os.loadavg()[0];
   const server = await startBenchHearth();
   try {
@@ -227,6 +253,18 @@ export default async function load({ quick, log }) {
     }
     await pool?.close();
 
+    if (floorRun) {
+      if (one) figures.push(...phaseFigures("1 project", one, floorRun, cfg.clients));
+      if (many)
+        figures.push(
+          ...phaseFigures(
+            `${cfg.projects} projects, ${cfg.subscribers} subscribers held`,
+            many,
+            floorRun,
+            cfg.clients,
+          ),
+        );
+    }
     const checks = [];
     for (const [name, run, ps] of [
       ["1 project", one, [projects[0]]],
@@ -299,5 +337,5 @@ export default async function load({ quick, log }) {
   } finally {
     await server.stop();
   }
-  return { markdown: out.join("\n"), failedSteps };
+  return { markdown: out.join("\n"), failedSteps, figures: figures.filter(Boolean) };
 }

@@ -11,12 +11,15 @@
  * A step that fails is reported in the results with its error; the others still run.
  */
 import os from "node:os";
+import { latencyFigure } from "./lib/figures.mjs";
 import { createProject, putSchema, startBenchHearth } from "./lib/hearth.mjs";
 import { errorBlock } from "./lib/markdown.mjs";
 import { realtimeUrl, SubscriberPool } from "./lib/realtime-client.mjs";
+import { p } from "./lib/realtime-format.mjs";
 import { broadcaster, burst, oneAtATime, rowWriter } from "./lib/realtime-measure.mjs";
 import { cpuBetween, cpuSample, serverProcesses, workerdMemory } from "./lib/realtime-procs.mjs";
 import { report } from "./lib/realtime-report.mjs";
+import { int } from "./lib/stats.mjs";
 import { stepRunner } from "./lib/steps.mjs";
 
 export const title = "Realtime fan-out";
@@ -197,5 +200,40 @@ export default async function run({ quick, log }) {
     for (const pool of pools) pool.terminate();
     await server.stop();
   }
-  return { markdown: report(results), failedSteps };
+  return { markdown: report(results), failedSteps, figures: figuresOf(results) };
+}
+
+/**
+ * For the card, per N: a write's fan-out (send → receipt at every subscriber) beside a
+ * broadcast on the same sockets (no REST, no WAL), and the write's own ack beside the same
+ * write with no subscriber.
+ */
+function figuresOf(r) {
+  const alone = r.floor?.ok ? p(r.floor.value) : null;
+  return r.stages
+    .flatMap((st) => {
+      const subscribers = `${int(st.n)} subscriber${st.n === 1 ? "" : "s"}`;
+      const changes = st.changes?.ok ? st.changes.value : null;
+      return [
+        latencyFigure(
+          {
+            shape: `write → receipt at ${st.n === 1 ? "its" : "all"} ${subscribers}`,
+            peerName: "broadcast → receipt on the same sockets",
+            peerKind: "floor",
+          },
+          changes ? p(changes.sendToRecv) : null,
+          st.broadcast?.ok ? p(st.broadcast.value.sendToRecv) : null,
+        ),
+        latencyFigure(
+          {
+            shape: `write ack with ${subscribers}`,
+            peerName: "the same write with no subscriber",
+            peerKind: "floor",
+          },
+          changes ? p(changes.ack) : null,
+          alone,
+        ),
+      ];
+    })
+    .filter(Boolean);
 }

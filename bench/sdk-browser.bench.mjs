@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleForBrowser, callPage, openBenchPage } from "./lib/browser-host.mjs";
-import { initialTable, latencyTables } from "./lib/browser-report.mjs";
+import { browserFigures, initialTable, latencyTables } from "./lib/browser-report.mjs";
 import { createProject, putSchema, startBenchHearth } from "./lib/hearth.mjs";
 import { errorBlock } from "./lib/markdown.mjs";
 import { fillTable } from "./lib/sdk-initial.mjs";
@@ -55,7 +55,8 @@ export default async function run({ quick, log }) {
     : { writes: 200, warmup: 20, rows: 10_000, runs: 3 };
   const out = [`# ${title}${quick ? " (quick)" : ""}`, ""];
   const loadAtStart = os.loadavg()[0];
-  const done = (lines) => ({ markdown: [...out, ...lines].join("\n"), failedSteps });
+  const figures = [];
+  const done = (lines) => ({ markdown: [...out, ...lines].join("\n"), failedSteps, figures });
 
   const bundled = await step("bundle the page entry for the browser", () => bundleForBrowser(PAGE_ENTRY));
   if (!bundled.ok) return done([errorBlock("Bundling the page", bundled.error)]);
@@ -125,6 +126,7 @@ export default async function run({ quick, log }) {
       ...latencyTables({ cfg, floors, local, remote }),
       ...initialTable({ cfg, filled, initial }),
     );
+    figures.push(...browserFigures({ cfg, floors, local, remote, initial }));
     return done([]);
   } finally {
     await browser?.close();

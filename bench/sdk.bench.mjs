@@ -17,6 +17,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { figure } from "./lib/figures.mjs";
 import { errorBlock, table } from "./lib/markdown.mjs";
 import { syncSection } from "./lib/sdk-sync.mjs";
 import { stepRunner } from "./lib/steps.mjs";
@@ -150,6 +151,44 @@ export default async function run({ quick, log }) {
     "",
     ...errors,
   );
-  lines.push(...(await syncSection({ quick, step })));
-  return { markdown: lines.join("\n"), failedSteps };
+  const figures = [];
+  const gzipFigure = (shape, hearth, peer, peerName, peerKind, note) =>
+    hearth && peer
+      ? figure({
+          shape,
+          unit: "B gzip",
+          hearth: hearth.gzip,
+          peer: peer.gzip,
+          peerName,
+          peerKind,
+          lowerIsBetter: true,
+          note,
+        })
+      : null;
+  figures.push(
+    gzipFigure(
+      "SDK bundle: createClient",
+      core,
+      supabase,
+      "supabase-js createClient",
+      "peer",
+      "esbuild, browser ESM, minified, tree-shaken, gzip -9; supabase-js's createClient also builds its realtime, storage and functions clients",
+    ),
+    gzipFigure(
+      "SDK bundle: every export (realtime, sync, crypto)",
+      all,
+      supabase,
+      "supabase-js createClient",
+      "peer",
+    ),
+    gzipFigure(
+      "SDK bundle: createClient",
+      core,
+      floor,
+      "postgrest-js PostgrestClient (the query builder it reuses)",
+      "floor",
+    ),
+  );
+  lines.push(...(await syncSection({ quick, step, figures })));
+  return { markdown: lines.join("\n"), failedSteps, figures: figures.filter(Boolean) };
 }

@@ -11,6 +11,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { REPO_ROOT } from "../scripts/server-process.mjs";
+import { figure } from "./lib/figures.mjs";
 import {
   countRows,
   createProject,
@@ -68,6 +69,7 @@ export default async function run({ quick, log }) {
         coldWakes: 5,
       };
   const { step, failedSteps } = stepRunner(log);
+  const figures = [];
   const out = [
     `# ${title}${quick ? " (quick)" : ""}`,
     "",
@@ -98,6 +100,7 @@ export default async function run({ quick, log }) {
       server,
       pg,
       pgServer: pgServer.ok ? pgServer.value : null,
+      figures,
     };
     try {
       const bytes = await bytesSection(ctx, pgServer);
@@ -110,7 +113,7 @@ export default async function run({ quick, log }) {
     if (hearth.ok) await hearth.value.stop();
     if (pgServer.ok) await pgServer.value.stop();
   }
-  return { markdown: out.join("\n"), failedSteps };
+  return { markdown: out.join("\n"), failedSteps, figures: figures.filter(Boolean) };
 }
 
 /** Loads a dataset into a new project as NDJSON; resolves `{ project, seconds }`. */
@@ -200,6 +203,20 @@ async function bytesSection(ctx, pgServer) {
       const p = peer.ok ? peer.value : null;
       if (!hearth.ok) failures.push(errorBlock(`Hearth, ${label}`, hearth.error), "");
       if (!peer.ok && pg) failures.push(errorBlock(`PostgreSQL, ${label}`, peer.error), "");
+      if (h && p) {
+        ctx.figures.push(
+          figure({
+            shape: `bytes at rest after a flush: ${label} rows`,
+            unit: "MB",
+            hearth: h.r2Total / 1e6,
+            peer: p.total / 1e6,
+            peerName: "PostgreSQL pg_total_relation_size (tables and indexes)",
+            peerKind: "peer",
+            lowerIsBetter: true,
+            note: "Hearth: every R2 object of the project (segments, bloom filters, manifest)",
+          }),
+        );
+      }
       rows.push([
         label,
         int(total),

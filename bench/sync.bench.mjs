@@ -9,6 +9,7 @@
  * A step that fails is reported in the results with its error; the others still run.
  */
 import WebSocket from "ws";
+import { figure } from "./lib/figures.mjs";
 import {
   createProject,
   expectStatus,
@@ -171,6 +172,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export default async function run({ quick, log }) {
   const cfg = quick ? { changes: 20_000, runs: 2 } : { changes: 100_000, runs: 3 };
   const { step, failedSteps } = stepRunner(log);
+  const figures = [];
   const out = [
     `# ${title}${quick ? " (quick)" : ""}`,
     "",
@@ -271,6 +273,25 @@ export default async function run({ quick, log }) {
       );
       if (bad.length > 0) failedSteps.push("owner catch-up correctness");
     }
+    for (const [m, peerName] of [
+      [rest, "REST keyset scan of the same rows"],
+      [snapshot, "sync snapshot (cursor null) of the same table"],
+    ]) {
+      if (!catchup || !m) continue;
+      figures.push(
+        figure({
+          shape: `sync catch-up of ${int(cfg.changes)} changes from cursor 0`,
+          unit: "rows/s",
+          stat: "median",
+          hearth: catchup.perSec,
+          peer: m.perSec,
+          peerName,
+          peerKind: "floor",
+          lowerIsBetter: false,
+          note: "changes/s for catch-up, rows/s for the floor",
+        }),
+      );
+    }
     for (const m of [catchup, rest, snapshot, ownerCatchup]) {
       if (!m) continue;
       const first = m.runs[0];
@@ -304,5 +325,5 @@ export default async function run({ quick, log }) {
   } finally {
     await server.stop();
   }
-  return { markdown: out.join("\n"), failedSteps };
+  return { markdown: out.join("\n"), failedSteps, figures: figures.filter(Boolean) };
 }

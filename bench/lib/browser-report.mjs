@@ -3,6 +3,7 @@
  * tables with ratios against the floors and the MemoryReplica peer of the same run. Inputs
  * are step results (`{ ok, value }` or `{ ok: false, error }`).
  */
+import { figure, latencyFigure } from "./figures.mjs";
 import { errorBlock, errorCell, table } from "./markdown.mjs";
 import { int, ms, percentile, ratio, summarize } from "./stats.mjs";
 
@@ -197,4 +198,57 @@ export function initialTable({ cfg, filled, initial }) {
   }
   if (initial.error) out.push(errorBlock("The initial sync", initial.error), "");
   return out;
+}
+
+/**
+ * The card's figures: the SDK engine on Chromium's IndexedDB beside its floors (a bare
+ * IndexedDB round trip, a bare /sync/v1 socket, the bare replica's own commits) and beside
+ * the same engine on a MemoryReplica in the same page (the peer).
+ */
+export function browserFigures({ cfg, floors, local, remote, initial }) {
+  const stats = (r, key) => (r?.ok ? lat(r.value[key]) : null);
+  const medianMs = (runs) => (runs?.length ? median(runs.map((r) => r.ms)) : Number.NaN);
+  const engine = "SDK engine on IndexedDbReplica (Chromium)";
+  const initialFigure = (peer, peerName, peerKind) =>
+    figure({
+      shape: `${engine}: initial sync of ${int(cfg.rows)} rows`,
+      unit: "ms",
+      stat: cfg.runs > 1 ? `median of ${cfg.runs}` : "1 run",
+      hearth: medianMs(initial.indexeddb),
+      peer: medianMs(peer),
+      peerName,
+      peerKind,
+      lowerIsBetter: true,
+    });
+  return [
+    latencyFigure(
+      {
+        shape: `${engine}: local insert → live query`,
+        peerName: "IndexedDB put + get round trip",
+        peerKind: "floor",
+      },
+      stats(local.indexeddb, "live"),
+      stats(floors, "idb"),
+    ),
+    latencyFigure(
+      {
+        shape: `${engine}: local insert → live query`,
+        peerName: "the engine on a MemoryReplica",
+        peerKind: "peer",
+      },
+      stats(local.indexeddb, "live"),
+      stats(local.memory, "live"),
+    ),
+    latencyFigure(
+      {
+        shape: `${engine}: REST insert → live query`,
+        peerName: "bare /sync/v1 socket receiving the same change",
+        peerKind: "floor",
+      },
+      stats(remote.indexeddb, "live"),
+      stats(remote.indexeddb, "raw"),
+    ),
+    initialFigure(initial.replica, "bare IndexedDbReplica: the same snapshot commits, no network", "floor"),
+    initialFigure(initial.memory, "the engine on a MemoryReplica", "peer"),
+  ].filter(Boolean);
 }

@@ -4,6 +4,8 @@
  * with its floor measured in the same run. Returns markdown lines. Every server, socket and
  * engine it opens is closed in a `finally` (and registered with the cleanup registry).
  */
+
+import { figure, latencyFigure } from "./figures.mjs";
 import { createProject, putSchema, startBenchHearth } from "./hearth.mjs";
 import { errorBlock, errorCell, table } from "./markdown.mjs";
 import { openEngine, REPLICAS, watch, within } from "./sdk-engines.mjs";
@@ -102,7 +104,8 @@ const REMOTE = [
   { name: "second engine's `insert` → engine on MemoryReplica", kind: "memory", writer: "engine" },
 ];
 
-export async function syncSection({ quick, step }) {
+/** The section's markdown lines; its figures (bench/lib/figures.mjs) are pushed to `figures`. */
+export async function syncSection({ quick, step, figures = [] }) {
   const cfg = quick
     ? { writes: 50, warmup: 10, rows: 10_000, runs: 1 }
     : { writes: 200, warmup: 20, rows: 10_000, runs: 3 };
@@ -133,6 +136,17 @@ export async function syncSection({ quick, step }) {
         continue;
       }
       const v = r.value;
+      figures.push(
+        latencyFigure(
+          {
+            shape: `SDK live query after a local insert, ${REPLICAS[kind].label} (Node)`,
+            peerName: "the replica's own queue commit",
+            peerKind: "floor",
+          },
+          v.live,
+          v.commit,
+        ),
+      );
       localRows.push([
         REPLICAS[kind].label,
         ms(v.live.p50),
@@ -173,6 +187,17 @@ export async function syncSection({ quick, step }) {
         continue;
       }
       const v = r.value;
+      figures.push(
+        latencyFigure(
+          {
+            shape: `SDK live query after a remote write: ${series.name}`,
+            peerName: "bare /sync/v1 socket receiving the same change",
+            peerKind: "floor",
+          },
+          v.live,
+          v.raw,
+        ),
+      );
       remoteRows.push([
         series.name,
         ms(v.ack.p50),
@@ -205,14 +230,14 @@ export async function syncSection({ quick, step }) {
       "",
     );
 
-    out.push(...(await initialSection(sdk, server, cfg, step)));
+    out.push(...(await initialSection(sdk, server, cfg, step, figures)));
   } finally {
     await server.stop();
   }
   return out;
 }
 
-async function initialSection(sdk, server, cfg, step) {
+async function initialSection(sdk, server, cfg, step, figures) {
   const out = ["### Initial sync of 10,000 rows", ""];
   const setup = await step(`project with ${cfg.rows} rows`, async () => {
     const project = await newProject(server, "bench-sdk-initial");
@@ -295,5 +320,20 @@ async function initialSection(sdk, server, cfg, step) {
     );
   }
   out.push("");
+  const memory = measured.find((m) => m.name === `SDK engine, empty ${REPLICAS.memory.label}`);
+  if (memory?.ms && snapshot) {
+    figures.push(
+      figure({
+        shape: `SDK initial sync of ${int(cfg.rows)} rows into an empty MemoryReplica (Node)`,
+        unit: "ms",
+        stat: cfg.runs > 1 ? `median of ${cfg.runs}` : "1 run",
+        hearth: memory.ms,
+        peer: snapshot.ms,
+        peerName: "bare /sync/v1 snapshot of the same rows",
+        peerKind: "floor",
+        lowerIsBetter: true,
+      }),
+    );
+  }
   return out;
 }

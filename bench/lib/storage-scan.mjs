@@ -5,6 +5,7 @@
  */
 import { prng } from "./data.mjs";
 import { duckdbVersions, runDuckdbScan } from "./duckdb.mjs";
+import { latencyFigure } from "./figures.mjs";
 import { expectStatus, keyHeaders, request } from "./hearth.mjs";
 import { r2Objects, r2Read } from "./local-state.mjs";
 import { errorBlock, errorCell, table } from "./markdown.mjs";
@@ -191,6 +192,18 @@ export async function scanSection(ctx, scan) {
         `${q.key}: Hearth ${JSON.stringify(c.value.answer).slice(0, 300)} ≠ DuckDB ${JSON.stringify(q.duckAnswer(d)).slice(0, 300)}`,
       );
     }
+    ctx.figures?.push(
+      latencyFigure(
+        {
+          shape: `${q.name} over ${int(n)} flushed rows`,
+          peerName: "DuckDB over the same segment files",
+          peerKind: "peer",
+          note: "Hearth over HTTP on loopback; DuckDB in process, all cores",
+        },
+        c.ok ? c.value.lat : null,
+        dLat,
+      ),
+    );
     rows.push([
       q.name,
       hot?.ok ? ms(hot.value.lat.p50) : hot ? errorCell(hot.error) : "–",
