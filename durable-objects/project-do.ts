@@ -22,6 +22,7 @@ import {
   type FlushHooks,
   type FlushResult,
   flush,
+  flushPending,
   hotRowCount,
   lastLsn,
   needsFlush,
@@ -130,6 +131,8 @@ export class ProjectDO extends DurableObject<Env> {
   readonly meter: RequestMeter;
   /** tests replace the bucket (R2 faults) and hook flush steps (crashes) */
   bucketOverride: R2Bucket | null = null;
+  /** tests: a catalog (D1) whose calls fail, for the flush's catalog commit */
+  catalogOverride: D1Database | null = null;
   flushHooks: FlushHooks | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -227,7 +230,7 @@ export class ProjectDO extends DurableObject<Env> {
       sql: this.ctx.storage.sql,
       storage: this.ctx.storage,
       bucket: this.bucket,
-      catalog: this.env.CATALOG,
+      catalog: this.catalogOverride ?? this.env.CATALOG,
       store: this.cold,
       projectId: this.state.projectId ?? "",
       schema: this.state.schema,
@@ -236,6 +239,25 @@ export class ProjectDO extends DurableObject<Env> {
       walRetention: this.tuning.walRetention,
       ...(this.flushHooks ? { hooks: this.flushHooks } : {}),
     };
+  }
+
+  /**
+   * Before a write: a flush or compaction that stopped after its manifest (its catalog commit
+   * failed) is finished first, with no other request interleaving, since finishing it drops
+   * the hot tier. If it still cannot be finished, the write is refused (503) with nothing done.
+   */
+  private async finishPendingFlush(): Promise<void> {
+    if (this.state.projectId === null || !flushPending(this.ctx.storage.sql)) return;
+    let failure: unknown;
+    await this.ctx.blockConcurrencyWhile(async () => {
+      try {
+        // Another request may have finished it while this one waited.
+        if (flushPending(this.ctx.storage.sql)) await recoverFlush(this.flushContext());
+      } catch (err) {
+        failure = err; // thrown here, blockConcurrencyWhile would reset the object
+      }
+    });
+    if (failure) throw failure;
   }
 
   /**
@@ -771,6 +793,7 @@ export class ProjectDO extends DurableObject<Env> {
           baseUrl: `${url.origin}${prefix}/rest/v1`,
           cold: this.cold,
           snapshot: (asOf) => this.snapshot(asOf),
+          beforeWrite: () => this.finishPendingFlush(),
           ...(inTransaction ? { inTransaction } : {}),
         },
         request,

@@ -49,6 +49,12 @@ export interface RestContext {
    * commits with them or not at all (sync records its mutation ids this way).
    */
   inTransaction?: () => void;
+  /**
+   * Runs before a write reads or changes anything: the project finishes a flush that stopped
+   * between its manifest and its drop (that drop empties the hot tier, so no write may come
+   * first). Throws when it cannot, and the write is refused with nothing done.
+   */
+  beforeWrite?: () => Promise<void>;
 }
 
 function preferenceApplied(
@@ -215,6 +221,7 @@ async function readExec(
 
 /** Loads the cold rows a write to `table` may touch; null while nothing was flushed. */
 async function writeView(ctx: RestContext, table: TableInfo): Promise<ColdView | null> {
+  await ctx.beforeWrite?.();
   if (ctx.cold.isEmpty) return null;
   return prepareWrite(ctx.cold, ctx.schema, table);
 }

@@ -1,6 +1,6 @@
 /**
  * Faults at random (fast-check): a random sequence of writes (inserts, updates, deletes),
- * flushes, flushes that crash after one of their steps, flushes whose R2 puts fail, freezes
+ * flushes, flushes that crash after one of their steps, flushes whose R2 puts or D1 catalog commit fail, freezes
  * and evictions of the Durable Object, run against one project. After every step the table
  * must hold exactly the acknowledged state (a model kept beside it): no acknowledged write
  * lost, none doubled, no half-visible flush; and the project must still answer (not stuck).
@@ -30,6 +30,7 @@ type Op =
   | { kind: "flush" }
   | { kind: "crash"; step: FlushStep }
   | { kind: "r2down" }
+  | { kind: "d1down" }
   | { kind: "freeze" }
   | { kind: "evict" };
 
@@ -56,6 +57,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: "r2down" as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: "d1down" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "freeze" as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: "evict" as const }) },
 );
@@ -75,6 +77,13 @@ function putsFail(real: R2Bucket): R2Bucket {
   } as unknown as R2Bucket;
 }
 
+/** A catalog (D1) whose every call fails: the flush's catalog commit cannot happen. */
+function catalogDown(): D1Database {
+  const fail = () => Promise.reject(new Error("injected D1 failure"));
+  const statement = { bind: () => statement, run: fail, all: fail, first: fail, raw: fail };
+  return { prepare: () => statement, batch: fail, exec: fail } as unknown as D1Database;
+}
+
 async function table(p: TestProject): Promise<[number, number | null][]> {
   const res = await rest(p, "/posts?select=id,score&order=id");
   expect(res.status, await res.clone().text()).toBe(200);
@@ -88,12 +97,13 @@ const injected: Record<Op["kind"], number> = {
   flush: 0,
   crash: 0,
   r2down: 0,
+  d1down: 0,
   freeze: 0,
   evict: 0,
 };
 
 describe("random faults between writes", () => {
-  it("keeps exactly the acknowledged state through flushes, crashes, R2 failures, freezes and evictions", async () => {
+  it("keeps exactly the acknowledged state through flushes, crashes, R2 and D1 failures, freezes and evictions", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 8, maxLength: 24 }), async (ops) => {
         const p = await projectWithSchema(BLOG_SCHEMA);
@@ -155,6 +165,18 @@ describe("random faults between writes", () => {
               await res.body?.cancel();
               await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
                 instance.bucketOverride = null;
+              });
+              break;
+            }
+            case "d1down": {
+              await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+                instance.catalogOverride = catalogDown();
+              });
+              const res = await adminCall(p, "flush");
+              expect([200, 503]).toContain(res.status);
+              await res.body?.cancel();
+              await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+                instance.catalogOverride = null;
               });
               break;
             }

@@ -127,6 +127,42 @@ describe("R2 faults", () => {
   });
 });
 
+/** A catalog (D1) whose every call fails. */
+function catalogDown(): D1Database {
+  const fail = () => Promise.reject(new Error("injected D1 failure"));
+  const statement = { bind: () => statement, run: fail, all: fail, first: fail, raw: fail };
+  return { prepare: () => statement, batch: fail, exec: fail } as unknown as D1Database;
+}
+
+describe("D1 faults", () => {
+  it("a write after a flush whose catalog commit failed waits for that flush to finish, and survives it", async () => {
+    // Found by test/chaos.test.ts: the failed flush left its marker; the next flush's
+    // recovery dropped the whole hot tier, taking a row written in between with it.
+    const p = await seeded(3);
+    const before = await ids(p);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.catalogOverride = catalogDown();
+    });
+    const failed = await adminCall(p, "flush");
+    expect(failed.status).toBe(503);
+    expect(((await failed.json()) as { code: string }).code).toBe("HEARTH_STORAGE_UNAVAILABLE");
+    // While the catalog is still down, a write cannot finish the flush first: refused, nothing done.
+    const refused = await rest(p, "/posts", { method: "POST", body: { title: "refused" } });
+    expect(refused.status).toBe(503);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.catalogOverride = null;
+    });
+    expect(await ids(p)).toEqual(before);
+    // Back up: the write finishes the flush (its rows go cold), then lands hot.
+    const ok = await rest(p, "/posts", { method: "POST", body: { title: "after" } });
+    expect(ok.status).toBe(201);
+    expect(await stats(p)).toMatchObject({ coldRows: 3, hotRows: 1, manifestVersion: 1 });
+    expect((await adminCall(p, "flush")).status).toBe(200);
+    expect(await ids(p)).toEqual([...before, 4]);
+    expect(await stats(p)).toMatchObject({ coldRows: 4, hotRows: 0 });
+  });
+});
+
 describe("eviction, alarm and freeze", () => {
   it("answers the same after eviction, from R2", async () => {
     const p = await seeded();

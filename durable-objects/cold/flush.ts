@@ -66,6 +66,15 @@ export interface Marker {
   lastLsn: number;
 }
 
+/**
+ * Whether a flush or compaction stopped between its manifest and its drop (a failed catalog
+ * commit, a crash). Its recovery drops the whole hot tier, so it must run before any new
+ * write lands: the write paths call `recoverFlush` first while this holds.
+ */
+export function flushPending(sql: SqlStorage): boolean {
+  return readMarker(sql) !== null;
+}
+
 function readMarker(sql: SqlStorage): Marker | null {
   const row = sql.exec("SELECT value FROM _hearth_meta WHERE key = 'flush_inflight'").toArray()[0];
   return row ? (JSON.parse(String(row.value)) as Marker) : null;
