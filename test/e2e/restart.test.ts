@@ -98,4 +98,83 @@ describe("wrangler dev restart", () => {
     };
     expect(last.wal.last).toBe(before.wal.last + 1);
   }, 240_000);
+
+  it("keeps every acknowledged write exactly once when killed during writes and a flush, three times over", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "hearth-restart-flush-"));
+    let server = await startHearth({ stateDir: dir });
+    servers.push(server);
+    try {
+      const admin = { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" };
+      const project = (await json(
+        await fetch(`${server.url}/v1/projects`, {
+          method: "POST",
+          headers: admin,
+          body: JSON.stringify({ name: "kill" }),
+        }),
+      )) as { id: string; serviceKey: string };
+      const key = { apikey: project.serviceKey, "content-type": "application/json" };
+      const base = () => `${server.url}/p/${project.id}`;
+      await json(
+        await fetch(`${base()}/schema`, { method: "PUT", headers: key, body: JSON.stringify(SCHEMA) }),
+      );
+      const acked = new Set<number>();
+      let next = 0;
+      const counts = { kills: 0, acked: 0, unanswered: 0, flushesAnswered: 0 };
+      for (let round = 0; round < 3; round++) {
+        // Writers in a loop, a flush sent among them, and a SIGKILL of the whole group
+        // a few milliseconds later (before, during or after the flush: each is fine).
+        let stop = false;
+        const writer = async () => {
+          while (!stop) {
+            const rows = Array.from({ length: 20 }, () => ({ n: next++ }));
+            try {
+              const res = await fetch(`${base()}/rest/v1/events`, {
+                method: "POST",
+                headers: key,
+                body: JSON.stringify(rows),
+              });
+              if (res.status === 201) for (const r of rows) acked.add(r.n);
+              else await res.body?.cancel();
+            } catch {
+              counts.unanswered++;
+              return; // the server is gone
+            }
+          }
+        };
+        const writers = [writer(), writer(), writer()];
+        await new Promise((r) => setTimeout(r, 300));
+        const flush = fetch(`${base()}/admin/v1/flush`, { method: "POST", headers: key }).then(
+          (r) => {
+            counts.flushesAnswered++;
+            return r.body?.cancel();
+          },
+          () => {},
+        );
+        await new Promise((r) => setTimeout(r, 5 + round * 20));
+        process.kill(-server.pid!, "SIGKILL");
+        counts.kills++;
+        stop = true;
+        await Promise.all([...writers, flush]);
+        await server.stop();
+        server = await startHearth({ stateDir: dir });
+        servers.push(server);
+
+        // Every acknowledged row is there exactly once; rows whose answer was lost may be too.
+        const res = await fetch(`${base()}/rest/v1/events?select=n&order=n`, { headers: key });
+        expect(res.status).toBe(200);
+        const ns = ((await res.json()) as { n: number }[]).map((r) => r.n);
+        expect(new Set(ns).size, "a row is doubled").toBe(ns.length);
+        const present = new Set(ns);
+        const lost = [...acked].filter((n) => !present.has(n));
+        expect(lost, "acknowledged rows lost").toEqual([]);
+        counts.acked = acked.size;
+        // Not stuck: it flushes and takes writes again.
+        expect((await fetch(`${base()}/admin/v1/flush`, { method: "POST", headers: key })).status).toBe(200);
+      }
+      console.log(`restart: ${JSON.stringify(counts)}`);
+    } finally {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
