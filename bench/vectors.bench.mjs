@@ -207,10 +207,34 @@ async function hearthSection(step, cfg, data, truths, log) {
         throw new Error(`search was ${how}`);
       return JSON.parse(res.body).map((r) => r.id);
     };
+    // The first request after this long flush made wrangler dev restart workerd (503 "Your
+    // worker restarted mid-request") in every 100k run, whichever search came first, and a GET
+    // there once hung for 120 s (docs/gotchas.md, cold tier). One search is sent first and
+    // retried once after a 503; the answer of the retry is kept in the notes.
+    const t2 = process.hrtime.bigint();
+    const first = async () =>
+      request(`${project.url}/rest/v1/rpc/vector_search`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json" },
+        body: JSON.stringify({
+          table: "items",
+          column: "emb",
+          vector: Array.from(data.queries[0]),
+          k: K,
+          select: "id",
+        }),
+      });
+    let firstRes = await first();
+    const restarted = firstRes.status === 503;
+    if (restarted) firstRes = await first();
+    expectStatus(firstRes, 200, "first search after the flush");
+    out.notes.push(
+      `Hearth: the first search after the flush ${restarted ? "got 503 (wrangler dev restarted workerd); its retry" : ""} took ${ms(elapsed(t2))} ms in all (loads the segments from R2).`,
+    );
+    const approx = await step("Hearth IVF", () => measure(data.queries, truths, search(false)));
     const exact = await step("Hearth exact", () =>
       measure(data.queries.slice(0, cfg.exactQueries), truths, search(true)),
     );
-    const approx = await step("Hearth IVF", () => measure(data.queries, truths, search(false)));
     out.rows.push(
       ["Hearth exact (`exact: true`)", exact, null, null],
       ["Hearth IVF-flat (default probes)", approx, flushMs, indexBytes],
