@@ -46,6 +46,7 @@ describe("schemaToTypeScript", () => {
       h: { type: "boolean", notNull: true },
       i: { type: "json", notNull: true },
       j: { type: "bytes", notNull: true },
+      l: { type: "vector", dimensions: 3 },
     });
     const row = out.slice(out.indexOf("Row: {"), out.indexOf("Insert: {"));
     const fields = row
@@ -64,6 +65,7 @@ describe("schemaToTypeScript", () => {
       "h: boolean;",
       "i: Json;",
       "j: string;",
+      "l: number[] | null;",
     ]);
   });
 
@@ -172,7 +174,7 @@ describe("schemaToTypeScript", () => {
       "tables.t.columns must be an object of columns",
     );
     expect(() => schemaToTypeScript({ tables: { t: { columns: { c: { type: "varchar" } } } } })).toThrow(
-      'tables.t.columns.c.type must be one of text integer bigint float boolean timestamp date uuid json bytes (got "varchar")',
+      'tables.t.columns.c.type must be one of text integer bigint float boolean timestamp date uuid json bytes vector (got "varchar")',
     );
   });
 });

@@ -30,6 +30,7 @@ const BASE: Record<ColumnType, string> = {
   boolean: "boolean",
   json: "Json",
   bytes: "string",
+  vector: "number[]",
 };
 
 /** What the server adds to a table with an `owner` policy (docs/api.md "owner_id"). */
@@ -74,6 +75,10 @@ function doc(col: HearthColumn, indent: string): string[] {
   if (col.description) notes.push(...col.description.split("\n"));
   if (col.type === "bytes")
     notes.push("`bytes`: `\\x` then hex digits (`\\xdeadbeef`), as PostgreSQL prints bytea.");
+  if (col.type === "vector")
+    notes.push(
+      `\`vector\`${col.dimensions ? ` of ${col.dimensions} numbers` : ""}: a JSON array of float32 values; search it with \`.nearest()\`.`,
+    );
   if (col.type === "bigint")
     notes.push("`bigint`: a number on reads (safe integers); a digit string is accepted on writes.");
   if (col.encrypted)

@@ -13,7 +13,8 @@ export type ColumnType =
   | "date"
   | "uuid"
   | "json"
-  | "bytes";
+  | "bytes"
+  | "vector";
 
 export const COLUMN_TYPES: readonly ColumnType[] = [
   "text",
@@ -26,12 +27,15 @@ export const COLUMN_TYPES: readonly ColumnType[] = [
   "uuid",
   "json",
   "bytes",
+  "vector",
 ];
 
 export type Policy = "public" | "members" | "owner" | "service";
 
 export interface HearthColumn {
   type: ColumnType;
+  /** `vector` columns: how many numbers each value holds */
+  dimensions?: number;
   primaryKey?: boolean;
   notNull?: boolean;
   unique?: boolean;
