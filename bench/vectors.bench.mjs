@@ -25,6 +25,7 @@ import {
   tableToIPC,
 } from "apache-arrow";
 import { onCleanup } from "./lib/cleanup.mjs";
+import { latencyFigure } from "./lib/figures.mjs";
 import {
   createProject,
   expectStatus,
@@ -352,5 +353,41 @@ export default async function run({ quick, log }) {
     "",
     ...errors,
   ].join("\n");
-  return { markdown, failedSteps };
+  // The card (bench/run.mjs): each Hearth search path beside the peer doing the same kind of search.
+  const measured = new Map(
+    sections
+      .flatMap((sec) => sec.rows)
+      .filter(([, r]) => r.ok)
+      .map(([name, r]) => [name, r.value]),
+  );
+  const pick = (prefix) => [...measured].find(([name]) => name.startsWith(prefix))?.[1];
+  const pair = (shape, hearthName, peerName, peerLabel) => {
+    const h = pick(hearthName);
+    const p = pick(peerName);
+    if (!h || !p) return null;
+    return latencyFigure(
+      {
+        shape,
+        peerName: peerLabel,
+        note: `recall@10: Hearth ${h.recall.toFixed(3)}, peer ${p.recall.toFixed(3)}`,
+      },
+      h,
+      p,
+    );
+  };
+  const figures = [
+    pair(
+      `exact k-NN search, ${int(cfg.n)} × ${DIMS}, k = ${K}`,
+      "Hearth exact",
+      "LanceDB flat",
+      "LanceDB flat scan, in process",
+    ),
+    pair(
+      `approximate k-NN search, ${int(cfg.n)} × ${DIMS}, k = ${K}`,
+      "Hearth IVF",
+      "hnswlib-node",
+      "hnswlib-node HNSW, in process",
+    ),
+  ].filter(Boolean);
+  return { markdown, failedSteps, figures };
 }
