@@ -11,28 +11,15 @@
  * Invariants: every server, browser and temp dir opened here is registered with the cleanup
  * registry; `close()` stops them in reverse order, each wait bounded.
  */
-import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from "../../scripts/chromium.mjs";
 import { onCleanup } from "./cleanup.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const CHROMIUM = "/usr/bin/chromium";
-// No downloads, updates, sync or QUIC: this machine reaches only loopback and the package
-// registries, and a sandbox needs user namespaces that containers running as root lack.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const CLOSE_MS = 15_000;
 
 /** `promise`, or a rejection naming `what` after `ms`. */
@@ -107,9 +94,7 @@ function servePage(code) {
  * uncaught page errors and console errors.
  */
 export async function openBenchPage(code, { readyGlobal, timeoutMs = 60_000 }) {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run \`apt-get install -y chromium\` (Debian's package).`);
-  }
+  requireChromium();
   const { chromium } = await import("playwright-core");
   const stops = [];
   const close = async () => {

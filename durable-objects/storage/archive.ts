@@ -5,7 +5,7 @@
  * Restored rows are not changes: the WAL triggers are muted while they go in.
  * The file is one JSON document: fine for tens of thousands of objects, not for millions.
  */
-import { STORAGE_DDL } from "./tables.ts";
+import { BUCKET_COLS, OBJECT_COLS, STORAGE_DDL } from "./tables.ts";
 
 export interface FilesArchive {
   version: 1;
@@ -14,34 +14,6 @@ export interface FilesArchive {
   quotaBytes: number | null;
 }
 
-const BUCKET_COLS = [
-  "id",
-  "name",
-  "public",
-  "file_size_limit",
-  "allowed_mime_types",
-  "read_policy",
-  "write_policy",
-  "owner",
-  "created_at",
-  "updated_at",
-];
-const OBJECT_COLS = [
-  "bucket",
-  "name",
-  "id",
-  "version",
-  "key",
-  "size",
-  "content_type",
-  "cache_control",
-  "checksum",
-  "owner",
-  "metadata",
-  "created_at",
-  "updated_at",
-  "last_accessed_at",
-];
 /** a bound value stays well under DO SQL's ~2 MB limit */
 const BATCH_JSON_CHARS = 1024 * 1024;
 

@@ -8,7 +8,8 @@ const WHEN = "WHEN (SELECT muted FROM _hearth_state WHERE id = 1) = 0";
 const HEAD =
   "INSERT INTO _hearth_wal (tx, ts, tbl, op, pk, new, old) VALUES ((SELECT tx FROM _hearth_state WHERE id = 1), (SELECT ts FROM _hearth_state WHERE id = 1)";
 
-const BUCKET_COLS = [
+/** The columns of `_hearth_storage_buckets`, in table order (WAL rows and the freeze archive). */
+export const BUCKET_COLS = [
   "id",
   "name",
   "public",
@@ -20,7 +21,8 @@ const BUCKET_COLS = [
   "created_at",
   "updated_at",
 ];
-const OBJECT_COLS = [
+/** The columns of `_hearth_storage_objects`, in table order. */
+export const OBJECT_COLS = [
   "bucket",
   "name",
   "id",

@@ -9,26 +9,15 @@
  * to-dos written, with ciphertext in `notes`. Screenshots are kept under test/e2e/artifacts/.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from "../../scripts/chromium.mjs";
 
 const BASE = inject("hearthUrl");
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = path.resolve(import.meta.dirname, "artifacts");
-// As in pages.test.ts: no downloads, updates, sync or QUIC; no sandbox (root in CI).
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const PASSWORD = "correct horse battery";
 const PASSPHRASE = "my kitchen has three windows";
 const NOTES = "the oat one, not the almond one";
@@ -117,9 +106,7 @@ describe("the example apps in a real browser", () => {
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run \`apt-get install -y chromium\` (Debian's package).`);
-    }
+    requireChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
     [todo, today] = await Promise.all([serveExample("todo"), serveExample("today")]);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

@@ -7,28 +7,16 @@
  * the project, revokes the app (its token is refused afterwards) and signs out. A screenshot of
  * the page is kept under test/e2e/artifacts/.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from "../../scripts/chromium.mjs";
 
 const BASE = inject("hearthUrl");
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = path.resolve(import.meta.dirname, "artifacts");
-// No downloads, updates, sync or QUIC: this machine reaches only the package registries, and
-// a sandbox needs user namespaces that CI containers (running as root) do not have.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const TABLE = "com.example.pages";
 const BULK = "com.example.bulk"; // 60 rows: two pages of at most 50
 const APP_NAME = "Todo <b>& Co</b>";
@@ -96,11 +84,7 @@ describe("My data page in a real browser", () => {
   let callback: Awaited<ReturnType<typeof callbackListener>> | undefined;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} is missing: run \`apt-get install -y chromium\` (Debian's package; playwright never downloads a browser here).`,
-      );
-    }
+    requireChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     callback = await callbackListener();
