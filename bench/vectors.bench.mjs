@@ -25,6 +25,7 @@ import {
   tableToIPC,
 } from "apache-arrow";
 import { onCleanup } from "./lib/cleanup.mjs";
+import { prng } from "./lib/data.mjs";
 import { latencyFigure } from "./lib/figures.mjs";
 import {
   createProject,
@@ -45,19 +46,9 @@ export const title = "Vector search: Hearth exact and IVF vs LanceDB and hnswlib
 const DIMS = 384;
 const K = 10;
 
-function rng(seed) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** n vectors around 200 random centres with Gaussian noise (σ 1.2 per dimension), and queries like them. */
 function dataset(n, queries) {
-  const random = rng(384);
+  const random = prng(384);
   const gauss = () => Math.sqrt(-2 * Math.log(random() || 1e-12)) * Math.cos(2 * Math.PI * random());
   const clusters = 200;
   const centres = Float32Array.from({ length: clusters * DIMS }, gauss);

@@ -7,6 +7,7 @@ import { matches } from "../shared/rest/evaluate.ts";
 import { parseQuery } from "../shared/rest/parse-query.ts";
 import { type ColumnType, parseProjectSchema } from "../shared/schema.ts";
 import { projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { prng } from "./helpers/prng.ts";
 
 const SCHEMA = {
   tables: {
@@ -32,17 +33,6 @@ const TYPES = new Map(
   ]),
 );
 const lookup = (name: string) => TYPES.get(name);
-
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ["Alpha", "alpha", "beta", "Beta gamma", "x_y", "50%", "", "zeta", "a*b", "ALPHA"];
 const NUMS = [-3, 0, 1, 2, 5, 10];

@@ -8,22 +8,13 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { buildIvf, decodeIvf, encodeIvf, probeIvf } from "../shared/vector-index.ts";
 import { admin, projectWithSchema, rest } from "./helpers/api.ts";
+import { prng } from "./helpers/prng.ts";
 
 const testEnv = env as unknown as { BUCKET: R2Bucket };
 
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `n` vectors around `clusters` random centres (Gaussian noise), deterministic. */
 function clustered(n: number, dims: number, clusters: number, seed: number, spread = 0.5) {
-  const random = rng(seed);
+  const random = prng(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(random() || 1e-12)) * Math.cos(2 * Math.PI * random());
   const centres = Float32Array.from({ length: clusters * dims }, gauss);
   const point = (out: Float32Array, at: number) => {

@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { accessToken, account } from "./helpers/accounts.ts";
 import { admin, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { prng } from "./helpers/prng.ts";
 
 const DIMS = 8;
 const METRICS = ["cosine", "l2", "dot"] as const;
@@ -36,17 +37,6 @@ const SCHEMA = {
   },
 };
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Item {
   id: number;
   cat: string;
@@ -54,7 +44,7 @@ interface Item {
   emb: number[] | null;
 }
 
-const random = rng(8);
+const random = prng(8);
 const vec = () => Array.from({ length: DIMS }, () => Math.round((random() * 2 - 1) * 1000) / 1000);
 
 /** The oracle: float32 values, float64 arithmetic, nearest first, ties by id. */
