@@ -4,17 +4,10 @@
  * Engines and replicas come from the SDK's public entry point, as an app imports them.
  */
 import { createSync, IndexedDbReplica, MemoryReplica } from "../../sdk/src/index.ts";
+import { waiters } from "./live-watch.mjs";
 
-const WAIT_MS = 120_000;
-
-/** `promise`, or a rejection naming `what` after WAIT_MS. */
-export function within(promise, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${WAIT_MS / 1000} s`)), WAIT_MS);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
+// Times are performance.now() in the page.
+export const { within, watch } = waiters({ waitMs: 120_000, now: () => performance.now() });
 
 export const request = (req) =>
   new Promise((resolve, reject) => {
@@ -69,48 +62,5 @@ export function openEngine({ url, anonKey, table, kind }) {
       await within(engine.close(), "closing the engine");
       await drop();
     },
-  };
-}
-
-/**
- * A live query of the whole `table`: `next(id)` resolves with the time of the first callback
- * whose rows hold that id; `count(n)` with that of the first one with at least `n` rows.
- */
-export function watch(engine, table) {
-  const byId = new Map();
-  const byCount = [];
-  let last = 0;
-  const wait = (register, what) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`live query never showed ${what} (last: ${last} rows)`)),
-        WAIT_MS,
-      );
-      register((at) => {
-        clearTimeout(timer);
-        resolve(at);
-      });
-    });
-  const stop = engine.live(table, {}, (rows) => {
-    const at = performance.now();
-    last = rows.length;
-    if (byId.size > 0) {
-      const ids = new Set(rows.map((r) => r.id));
-      for (const [id, done] of byId) {
-        if (!ids.has(id)) continue;
-        byId.delete(id);
-        done(at);
-      }
-    }
-    for (let i = byCount.length - 1; i >= 0; i--) {
-      if (rows.length < byCount[i].n) continue;
-      byCount[i].done(at);
-      byCount.splice(i, 1);
-    }
-  });
-  return {
-    next: (id) => wait((done) => byId.set(id, done), `row ${id}`),
-    count: (n) => wait((done) => byCount.push({ n, done }), `${n} rows`),
-    stop,
   };
 }

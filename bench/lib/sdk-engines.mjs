@@ -9,6 +9,7 @@ import { IDBFactory, IDBKeyRange } from "fake-indexeddb";
 import "fake-indexeddb/auto";
 import WebSocket from "ws";
 import { onCleanup } from "./cleanup.mjs";
+import { waiters } from "./live-watch.mjs";
 
 export const REPLICAS = {
   memory: { label: "MemoryReplica", make: (sdk) => new sdk.MemoryReplica() },
@@ -46,57 +47,5 @@ export function openEngine(sdk, project, kind, tables) {
   };
 }
 
-const WAIT_MS = 180_000;
-
-/** `promise`, or a rejection naming `what` after 3 minutes: a hang fails its step, not the run. */
-export function within(promise, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${WAIT_MS / 1000} s`)), WAIT_MS);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Subscribes a live query of the whole `table`. `next(id)` resolves with the hrtime (bigint)
- * of the first callback whose rows hold that id; `count(n)` with that of the first callback
- * with at least `n` rows. `stop()` unsubscribes.
- */
-export function watch(engine, table) {
-  const byId = new Map();
-  const byCount = [];
-  let last = 0;
-  const wait = (register, what) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`live query never showed ${what} (last: ${last} rows)`)),
-        WAIT_MS,
-      );
-      register((at) => {
-        clearTimeout(timer);
-        resolve(at);
-      });
-    });
-  const stop = engine.live(table, {}, (rows) => {
-    const at = process.hrtime.bigint();
-    last = rows.length;
-    if (byId.size > 0) {
-      const ids = new Set(rows.map((r) => r.id));
-      for (const [id, done] of byId) {
-        if (!ids.has(id)) continue;
-        byId.delete(id);
-        done(at);
-      }
-    }
-    for (let i = byCount.length - 1; i >= 0; i--) {
-      if (rows.length < byCount[i].n) continue;
-      byCount[i].done(at);
-      byCount.splice(i, 1);
-    }
-  });
-  return {
-    next: (id) => wait((done) => byId.set(id, done), `row ${id}`),
-    count: (n) => wait((done) => byCount.push({ n, done }), `${n} rows`),
-    stop,
-  };
-}
+// A hang fails its step, not the run; times are hrtime (bigint).
+export const { within, watch } = waiters({ waitMs: 180_000, now: () => process.hrtime.bigint() });
