@@ -17,27 +17,13 @@ import { browserFigures, initialTable, latencyTables } from "./lib/browser-repor
 import { createProject, putSchema, startBenchHearth } from "./lib/hearth.mjs";
 import { errorBlock } from "./lib/markdown.mjs";
 import { fillTable } from "./lib/sdk-initial.mjs";
+import { SCHEMA, TABLE } from "./lib/sdk-sync.mjs";
 import { stepRunner } from "./lib/steps.mjs";
 
 export const title = "SDK in a browser: IndexedDB replica, live queries, initial sync";
 
 const PAGE_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), "lib/browser-page.mjs");
 const GLOBAL = "hearthBench";
-const TABLE = "todos";
-// The table of the Node SDK bench (bench/lib/sdk-sync.mjs).
-const SCHEMA = {
-  tables: {
-    [TABLE]: {
-      columns: {
-        id: { type: "uuid", primaryKey: true },
-        title: { type: "text", notNull: true },
-        done: { type: "boolean", default: false },
-        n: { type: "integer" },
-      },
-      policy: { read: "public", write: "public" },
-    },
-  },
-};
 const KINDS = ["indexeddb", "memory"];
 
 async function newProject(server, name) {

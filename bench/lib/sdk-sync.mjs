@@ -15,8 +15,9 @@ import { loadSdk } from "./sdk-load.mjs";
 import { rawFollower, rawPull } from "./sdk-raw.mjs";
 import { int, ms, ratio, summarize } from "./stats.mjs";
 
-const TABLE = "todos";
-const SCHEMA = {
+/** The table both SDK benches sync (this one in Node, sdk-browser.bench.mjs in the page). */
+export const TABLE = "todos";
+export const SCHEMA = {
   tables: {
     [TABLE]: {
       columns: {
