@@ -10,7 +10,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
 import { PRINCIPAL_HEADER, type Principal, TOKEN_HEADER } from "../shared/principal.ts";
-import { readJsonBody } from "../shared/rest/bodies.ts";
+import { drain, readJsonBody } from "../shared/rest/bodies.ts";
 import type { TableDef } from "../shared/schema.ts";
 import type { Env } from "../workers/env.ts";
 import { forgetGrant } from "../workers/oauth/grant-check.ts";
@@ -949,24 +949,6 @@ function isDataWrite(request: Request): boolean {
   if (m === "GET" || m === "HEAD" || m === "OPTIONS") return false;
   const path = new URL(request.url).pathname;
   return path.includes("/rest/v1/") || path.endsWith("/import");
-}
-
-async function drain(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<void> {
-  const reader = body.getReader();
-  let seen = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      seen += value.byteLength;
-      if (seen > maxBytes) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    // the client went away: nothing left to drain
-  }
 }
 
 function requireService(principal: Principal): void {

@@ -281,3 +281,26 @@ function project(batch: HeaderRows, columns: string[] | undefined, single: boole
   const rows = batch.rows.map((r) => from.map((j) => (j < 0 ? MISSING : r[j])));
   return { columns: [...columns], rows, single };
 }
+
+/**
+ * Reads a request body to its end, or up to `maxBytes`, and drops it: a request refused before
+ * its body was read must still be read, or the client sees a reset connection instead of the
+ * answer. A body already locked or a client that went away leaves nothing to drain.
+ */
+export async function drain(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<void> {
+  try {
+    const reader = body.getReader();
+    let seen = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+      if (seen > maxBytes) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // locked by a reader that failed, or the client went away: nothing left to drain
+  }
+}

@@ -10,6 +10,7 @@ import { storageErrorBody } from "../../durable-objects/storage/errors.ts";
 import { checkBucketId, checkObjectName, decodePath } from "../../durable-objects/storage/names.ts";
 import type { ObjectRow, StorageCaller, UploadMode } from "../../durable-objects/storage/types.ts";
 import { HearthError, REQUEST_ID_HEADER } from "../../shared/errors.ts";
+import { drain } from "../../shared/rest/bodies.ts";
 import { PROJECT_ID } from "../admin/access.ts";
 import type { AppEnv } from "../env.ts";
 import { authenticate } from "../project/forward.ts";
@@ -49,24 +50,6 @@ storageRoutes.onError(async (err, c) => {
 });
 
 const DRAIN_BYTES = 64 * 1024 * 1024;
-
-async function drain(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<void> {
-  try {
-    const reader = body.getReader();
-    let seen = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      seen += value.byteLength;
-      if (seen > maxBytes) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    // locked by a reader that failed, or the client went away: nothing left to drain
-  }
-}
 
 storageRoutes.all("/*", async (c) => {
   const projectId = c.req.param("projectId") ?? "";
