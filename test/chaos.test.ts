@@ -14,6 +14,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { FlushStep } from "../durable-objects/cold/flush.ts";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import { adminCall, BLOG_SCHEMA, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { catalogDown, faultyBucket, stubOf } from "./helpers/faults.ts";
 
 const testEnv = env as unknown as {
   PROJECT: DurableObjectNamespace<ProjectDO>;
@@ -61,28 +62,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: "freeze" as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: "evict" as const }) },
 );
-
-function stubOf(p: TestProject) {
-  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
-}
-
-/** R2 whose puts fail: a flush must fail whole and change nothing visible. */
-function putsFail(real: R2Bucket): R2Bucket {
-  return {
-    put: () => Promise.reject(new Error("injected put failure")),
-    get: (...a: Parameters<R2Bucket["get"]>) => real.get(...a),
-    head: (k: string) => real.head(k),
-    list: (o?: R2ListOptions) => real.list(o),
-    delete: (k: string | string[]) => real.delete(k),
-  } as unknown as R2Bucket;
-}
-
-/** A catalog (D1) whose every call fails: the flush's catalog commit cannot happen. */
-function catalogDown(): D1Database {
-  const fail = () => Promise.reject(new Error("injected D1 failure"));
-  const statement = { bind: () => statement, run: fail, all: fail, first: fail, raw: fail };
-  return { prepare: () => statement, batch: fail, exec: fail } as unknown as D1Database;
-}
 
 async function table(p: TestProject): Promise<[number, number | null][]> {
   const res = await rest(p, "/posts?select=id,score&order=id");
@@ -157,7 +136,7 @@ describe("random faults between writes", () => {
             }
             case "r2down": {
               await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
-                instance.bucketOverride = putsFail(testEnv.BUCKET);
+                instance.bucketOverride = faultyBucket(testEnv.BUCKET, { put: true });
               });
               const res = await adminCall(p, "flush");
               // Nothing to flush answers 200; otherwise a clear 503.

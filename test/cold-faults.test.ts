@@ -17,12 +17,9 @@ import {
   rest,
   type TestProject,
 } from "./helpers/api.ts";
+import { catalogDown, faultyBucket, stubOf } from "./helpers/faults.ts";
 
 const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO>; BUCKET: R2Bucket };
-
-function stubOf(p: TestProject) {
-  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
-}
 
 function stats(p: TestProject): Promise<Record<string, number>> {
   return admin<Record<string, number>>(p, "stats");
@@ -78,18 +75,6 @@ describe("a flush interrupted after each step", () => {
   }
 });
 
-function faultyBucket(real: R2Bucket, fail: { put?: boolean; get?: boolean }): R2Bucket {
-  return {
-    put: (...args: Parameters<R2Bucket["put"]>) =>
-      fail.put ? Promise.reject(new Error("injected put failure")) : real.put(...args),
-    get: (...args: Parameters<R2Bucket["get"]>) =>
-      fail.get ? Promise.reject(new Error("injected get failure")) : real.get(...args),
-    head: (key: string) => real.head(key),
-    list: (opts?: R2ListOptions) => real.list(opts),
-    delete: (keys: string | string[]) => real.delete(keys),
-  } as unknown as R2Bucket;
-}
-
 describe("R2 faults", () => {
   it("a failing put leaves the flush undone and the data readable", async () => {
     const p = await seeded();
@@ -126,13 +111,6 @@ describe("R2 faults", () => {
     expect(await ids(p)).toEqual(before);
   });
 });
-
-/** A catalog (D1) whose every call fails. */
-function catalogDown(): D1Database {
-  const fail = () => Promise.reject(new Error("injected D1 failure"));
-  const statement = { bind: () => statement, run: fail, all: fail, first: fail, raw: fail };
-  return { prepare: () => statement, batch: fail, exec: fail } as unknown as D1Database;
-}
 
 describe("D1 faults", () => {
   it("a write after a flush whose catalog commit failed waits for that flush to finish, and survives it", async () => {

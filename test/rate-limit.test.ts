@@ -5,17 +5,11 @@
  * with a fake clock, so nothing here depends on timing.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import { RequestMeter, readRateLimit } from "../durable-objects/request-meter.ts";
 import { admin, BLOG_SCHEMA, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
-
-const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO> };
-
-function stubOf(p: TestProject) {
-  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
-}
+import { stubOf } from "./helpers/faults.ts";
 
 async function limit(p: TestProject, perSecond: number, burst: number): Promise<void> {
   await runInDurableObject(stubOf(p), (instance: ProjectDO) => {

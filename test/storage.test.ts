@@ -12,12 +12,9 @@ import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { StorageResult, UploadTicket } from "../durable-objects/storage/types.ts";
 import type { Env } from "../workers/env.ts";
 import { ADMIN_KEY, call, createProject, type TestProject } from "./helpers/api.ts";
+import { stubOf } from "./helpers/faults.ts";
 
 const testEnv = env as unknown as Env;
-
-function stubOf(p: TestProject) {
-  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
-}
 
 function storage(p: TestProject, path: string, init: Parameters<typeof call>[1] = {}) {
   return call(`${p.url}/storage/v1${path}`, { key: p.serviceKey, ...init });

@@ -14,6 +14,7 @@ import { readWal, type WalEntry } from "../durable-objects/wal.ts";
 import { notesTable, SECRETS_TABLE, TODOS_TABLE } from "./fixtures/feed-tables.ts";
 import { account } from "./helpers/accounts.ts";
 import { admin, projectWithSchema, rest, type TestProject, workerApi } from "./helpers/api.ts";
+import { stubOf } from "./helpers/faults.ts";
 import {
   type Api,
   connectApp,
@@ -30,10 +31,6 @@ const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO>; 
 const SCHEMA = {
   tables: { todos: TODOS_TABLE, notes: notesTable("uuid"), secrets: SECRETS_TABLE },
 };
-
-function stubOf(p: TestProject) {
-  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
-}
 
 async function walAfter(p: TestProject, after: number): Promise<WalEntry[]> {
   return runInDurableObject(stubOf(p), (_i, state) => readWal(state.storage.sql, after, 100_000));

@@ -1,15 +1,8 @@
 import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { ProjectDO } from "../durable-objects/project-do.ts";
 import { readWal } from "../durable-objects/wal.ts";
 import { BLOG_SCHEMA, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
-
-const testEnv = env as unknown as { PROJECT: DurableObjectNamespace<ProjectDO> };
-
-function stubOf(p: TestProject) {
-  return testEnv.PROJECT.get(testEnv.PROJECT.idFromName(p.id));
-}
+import { stubOf } from "./helpers/faults.ts";
 
 async function wal(p: TestProject, after = 0) {
   return runInDurableObject(stubOf(p), (_i, state) => readWal(state.storage.sql, after, 1000));
