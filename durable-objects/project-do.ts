@@ -54,6 +54,7 @@ import {
   restoreArchive as restoreFilesArchive,
   saveFilesArchive,
 } from "./storage/archive.ts";
+import { failure as storageFailure } from "./storage/errors.ts";
 import { FileStore } from "./storage/store.ts";
 import type { StorageCaller, StorageOp, StorageResult } from "./storage/types.ts";
 import { loadArchive, restoreArchive, saveArchive, type WalArchive } from "./sync/archive.ts";
@@ -107,6 +108,9 @@ function readTuning(env: Env): Tuning {
     uploadTtlMs: numberVar(env.HEARTH_STORAGE_UPLOAD_TTL_SECONDS, 3600) * 1000,
   };
 }
+
+/** Storage calls that finish a request another call began (and was metered for). */
+const STORAGE_FOLLOW_UPS = new Set<StorageOp["op"]>(["markMultipart", "commitUpload", "abortUpload"]);
 
 export class ProjectDO extends DurableObject<Env> {
   private state!: ProjectState;
@@ -583,10 +587,17 @@ export class ProjectDO extends DurableObject<Env> {
    * Files (workers/storage): one metadata operation. Bytes never come here; the gateway
    * streams them to and from R2 around these calls.
    */
-  async storage(caller: StorageCaller, op: StorageOp): Promise<StorageResult> {
+  async storage(
+    caller: StorageCaller,
+    op: StorageOp,
+    metered = !STORAGE_FOLLOW_UPS.has(op.op),
+  ): Promise<StorageResult> {
     this.inflight++;
     try {
       this.lastActivity = Date.now();
+      // One token per storage request, as for REST: its first call here. The calls that
+      // finish an upload already admitted (commit, abort, multipart id) are never refused.
+      if (metered) this.meter.admit();
       const projectId = caller.kind === "principal" ? caller.principal.projectId : caller.projectId;
       if (this.state.projectId === null) await this.wake(projectId);
       if (caller.kind === "principal") this.checkPrincipal(caller.principal);
@@ -596,8 +607,13 @@ export class ProjectDO extends DurableObject<Env> {
       const { result, wrote } = await this.files.run(caller, op);
       if (wrote) await this.afterWrite();
       else if (op.op === "beginUpload" && result.ok) await this.scheduleAlarm(this.nextCheckMs());
+      if (metered) this.meter.answered(result.ok ? 200 : result.status);
       return result;
     } catch (err) {
+      if (metered) this.meter.answered(err instanceof HearthError ? err.status : 500);
+      if (err instanceof RateLimitedError) {
+        return { ...storageFailure(err.code, err.message), retryAfterSeconds: err.retryAfterSeconds };
+      }
       if (err instanceof HearthError) {
         return { ok: false, status: err.status, code: err.code, error: "InvalidJWT", message: err.message };
       }

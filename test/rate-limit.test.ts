@@ -8,7 +8,15 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import { RequestMeter, readRateLimit } from "../durable-objects/request-meter.ts";
-import { admin, BLOG_SCHEMA, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import {
+  admin,
+  BLOG_SCHEMA,
+  call,
+  createProject,
+  projectWithSchema,
+  rest,
+  type TestProject,
+} from "./helpers/api.ts";
 import { stubOf } from "./helpers/faults.ts";
 
 async function limit(p: TestProject, perSecond: number, burst: number): Promise<void> {
@@ -80,5 +88,68 @@ describe("a project over its request rate", () => {
     expect(stats.requests.limited).toBe(2);
     expect(stats.requests.byStatus["4xx"]).toBeGreaterThanOrEqual(2);
     expect(stats.requests.total).toBeGreaterThanOrEqual(7);
+  });
+});
+
+describe("storage requests over the project's rate", () => {
+  function files(p: TestProject, path: string, init: Parameters<typeof call>[1] = {}) {
+    return call(`${p.url}/storage/v1${path}`, { key: p.serviceKey, ...init });
+  }
+
+  it("count one token each and are refused with storage-js's error body, 429 and retry-after", async () => {
+    const p = await createProject("storage-rate");
+    expect((await files(p, "/bucket", { method: "POST", body: { id: "docs" } })).status).toBe(200);
+    const put = (name: string) =>
+      files(p, `/object/docs/${name}`, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: `bytes of ${name}`,
+      });
+    expect((await put("a.txt")).status).toBe(200);
+    await limit(p, 0.001, 4);
+    // An upload is several calls to the project (begin, commit): one token.
+    expect((await put("b.txt")).status).toBe(200);
+    // Signing many paths at once is one request too.
+    const signed = await files(p, "/object/sign/docs", {
+      method: "POST",
+      body: { expiresIn: 60, paths: ["a.txt", "b.txt", "missing.txt"] },
+    });
+    expect(signed.status).toBe(200);
+    expect(((await signed.json()) as { error: string | null }[]).map((s) => s.error === null)).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect((await files(p, "/object/docs/a.txt")).status).toBe(200);
+    const listed = await files(p, "/object/list/docs", { method: "POST", body: { prefix: "" } });
+    expect(listed.status).toBe(200);
+    await listed.body?.cancel();
+
+    // The bucket is empty: downloads, uploads, listings and public URLs are refused alike.
+    for (const res of [
+      await files(p, "/object/docs/a.txt"),
+      await put("c.txt"),
+      await files(p, "/object/list/docs", { method: "POST", body: { prefix: "" } }),
+      await files(p, "/object/public/docs/a.txt", { key: null }),
+      await files(p, "/object/sign/docs", { method: "POST", body: { expiresIn: 60, paths: ["a.txt"] } }),
+    ]) {
+      expect(res.status).toBe(429);
+      expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+      // storage-js builds its StorageApiError from statusCode and message.
+      expect(await res.json()).toMatchObject({
+        statusCode: "429",
+        code: "HEARTH_RATE_LIMITED",
+        error: "SlowDown",
+        message: expect.stringContaining("per second"),
+      });
+    }
+    // REST shares the same bucket of tokens.
+    expect((await rest(p, "/nothing")).status).toBe(429);
+
+    await limit(p, 0, 1);
+    const list = await files(p, "/object/list/docs", { method: "POST", body: { prefix: "" } });
+    expect(((await list.json()) as { name: string }[]).map((o) => o.name)).toEqual(["a.txt", "b.txt"]);
+    const stats = await admin<{ requests: { limited: number } }>(p, "stats");
+    expect(stats.requests.limited).toBe(6);
   });
 });

@@ -28,6 +28,7 @@ const SUPABASE_NAME: Partial<Record<ErrorCode, string>> = {
   HEARTH_METHOD_NOT_ALLOWED: "MethodNotAllowed",
   HEARTH_PAYLOAD_TOO_LARGE: "EntityTooLarge",
   HEARTH_STORAGE_UNAVAILABLE: "SlowDown",
+  HEARTH_RATE_LIMITED: "SlowDown",
 };
 
 /** A thrown storage failure inside the DO, turned into a value at the RPC edge. */

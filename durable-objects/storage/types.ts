@@ -71,6 +71,8 @@ export interface StorageFailure {
   /** Supabase Storage's name for the failure (NoSuchKey, EntityTooLarge, ...) */
   error: string;
   message: string;
+  /** 429 HEARTH_RATE_LIMITED: seconds until a request is admitted again (the retry-after header) */
+  retryAfterSeconds?: number;
 }
 
 export type StorageResult = { ok: true; value: unknown } | StorageFailure;

@@ -11,16 +11,29 @@ import type { Env } from "../env.ts";
 
 const MAX_JSON_BYTES = 1024 * 1024;
 
-/** One metadata operation in the project's DO; a refusal becomes a thrown HearthError. */
+/**
+ * One metadata operation in the project's DO; a refusal becomes a thrown HearthError (a
+ * 429 carries `retryAfterSeconds` for the retry-after header). The DO counts a request's
+ * first call against the project's rate limit; `metered: false` for its further calls.
+ */
 export async function callStorage<T>(
   env: Env,
   projectId: string,
   caller: StorageCaller,
   op: StorageOp,
+  opts: { metered?: boolean } = {},
 ): Promise<T> {
   const stub = env.PROJECT.get(env.PROJECT.idFromName(projectId));
-  const result = (await stub.storage(caller, op)) as StorageResult;
-  if (!result.ok) throw new HearthError(result.code as ErrorCode, result.message, { status: result.status });
+  const result = (
+    opts.metered === undefined ? await stub.storage(caller, op) : await stub.storage(caller, op, opts.metered)
+  ) as StorageResult;
+  if (!result.ok) {
+    const err = new HearthError(result.code as ErrorCode, result.message, { status: result.status });
+    if (result.retryAfterSeconds !== undefined) {
+      (err as HearthError & { retryAfterSeconds?: number }).retryAfterSeconds = result.retryAfterSeconds;
+    }
+    throw err;
+  }
   return result.value as T;
 }
 

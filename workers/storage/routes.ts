@@ -42,6 +42,8 @@ storageRoutes.onError(async (err, c) => {
   const size = (err as { size?: number }).size;
   if (body.code === "HEARTH_STORAGE_RANGE" && typeof size === "number")
     headers["content-range"] = `bytes */${size}`;
+  const retryAfter = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+  if (typeof retryAfter === "number") headers["retry-after"] = String(retryAfter);
   // A refused upload may not have read its body: read it first (bounded), so the client,
   // still sending, gets this answer instead of a reset connection.
   const req = c.req.raw;

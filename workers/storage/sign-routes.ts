@@ -33,14 +33,15 @@ async function signRead(
   bucket: string,
   name: string,
   seconds: number,
+  metered = true,
 ) {
-  await callStorage(r.c.env, r.projectId, caller, {
-    op: "authorize",
-    bucket,
-    name,
-    write: false,
-    mustExist: true,
-  });
+  await callStorage(
+    r.c.env,
+    r.projectId,
+    caller,
+    { op: "authorize", bucket, name, write: false, mustExist: true },
+    { metered },
+  );
   const token = await signUrlToken(
     readConfig(r.c.env).jwtSecret,
     { ref: r.projectId, url: `${bucket}/${name}`, right: "read" },
@@ -64,12 +65,17 @@ export async function signRoute(r: StorageRequest, rest: string[]): Promise<Resp
       throw new HearthError("HEARTH_BAD_REQUEST", "paths must be a list of at most 1000 object names");
     }
     const out = [];
+    // One request, one token against the rate limit: the first path's call takes it.
+    let metered = true;
     for (const path of body.paths as string[]) {
       try {
         const { name } = objectPath([bucket, ...path.replace(/^\/+/, "").split("/")]);
-        out.push({ path, error: null, signedURL: await signRead(r, caller, bucket, name, seconds) });
+        const first = metered;
+        metered = false;
+        out.push({ path, error: null, signedURL: await signRead(r, caller, bucket, name, seconds, first) });
       } catch (err) {
         if (!(err instanceof HearthError) && !(err instanceof Error && "code" in err)) throw err;
+        if (err instanceof HearthError && err.code === "HEARTH_RATE_LIMITED") throw err;
         out.push({
           path,
           error: "Either the object does not exist or you do not have access to it",
