@@ -1,7 +1,8 @@
 /**
  * Property-based hostile input (fast-check): random requests from the grammars a client speaks
  * (PostgREST query strings, Prefer/Range/Accept headers, JSON/NDJSON/CSV/Arrow bodies, schema
- * JSON, realtime and sync frames, OAuth parameters) must each get a well-formed 2xx/3xx/4xx,
+ * JSON, realtime and sync frames, storage paths/headers/bodies, vector_search bodies, OAuth
+ * parameters) must each get a well-formed 2xx/3xx/4xx,
  * never a 500; injection strings in identifiers and values stay inert (the canary table and
  * its rows survive, nothing another project or the service role owns is reached). Runs
  * `FUZZ_RUNS` cases per property (default 60 here; `npm run soak` runs more), with a fixed
@@ -468,6 +469,250 @@ describe("fuzzed WebSocket frames", () => {
     sync.close();
     // And the project still serves.
     expect((await rest(p, "/posts?limit=1")).status).toBe(200);
+  });
+});
+
+describe("fuzzed storage requests", () => {
+  // The anon key and no key go to `p`, whose private canary must survive; the service key,
+  // which may change anything, goes to `q`, set up the same way.
+  let p: TestProject;
+  let q: TestProject;
+  const SECRET = "canary bytes";
+  const storage = (t: TestProject, path: string, init: Init) => call(`${t.url}/storage/v1${path}`, init);
+  beforeAll(async () => {
+    p = await projectWithSchema(BLOG_SCHEMA);
+    q = await projectWithSchema(BLOG_SCHEMA);
+    for (const t of [p, q]) {
+      for (const body of [{ id: "private" }, { id: "open", public: true, fileSizeLimit: 64 }]) {
+        expect((await storage(t, "/bucket", { method: "POST", key: t.serviceKey, body })).status).toBe(200);
+      }
+      const put = await storage(t, "/object/private/canary.txt", {
+        method: "POST",
+        key: t.serviceKey,
+        headers: { "content-type": "text/plain" },
+        body: SECRET,
+      });
+      expect(put.status).toBe(200);
+    }
+  });
+
+  it("answers random paths, headers and bodies with a well-formed 2xx/4xx; the anon key never reads or changes the private bucket", async () => {
+    const segment = fc.oneof(
+      fc.constantFrom("private", "open", "nope", "canary.txt", "a", "a.txt", "", ".", "%2e%2e", "%00"),
+      nasty.map(enc),
+      fc.string({ maxLength: 12 }).map(enc),
+    );
+    const route = fc.oneof(
+      fc.constantFrom(
+        "/bucket",
+        "/bucket/private",
+        "/bucket/open",
+        "/bucket/private/empty",
+        "/object/list/private",
+        "/object/list/open",
+        "/object/move",
+        "/object/copy",
+        "/object/sign/private",
+        "/object/private",
+        "/object/open/a.txt",
+        "/object/private/canary.txt",
+        "/object/public/open/a.txt",
+        "/object/public/private/canary.txt",
+        "/object/authenticated/private/canary.txt",
+        "/object/info/private/canary.txt",
+        "/object/sign/private/canary.txt",
+        "/usage",
+        "/quota",
+        "/sweep",
+      ),
+      fc
+        .tuple(
+          fc.constantFrom(
+            "/object/",
+            "/object/public/",
+            "/object/authenticated/",
+            "/object/info/",
+            "/object/sign/",
+            "/object/upload/sign/",
+            "/bucket/",
+            "/object/list/",
+          ),
+          fc.array(segment, { minLength: 1, maxLength: 4 }),
+        )
+        .map(([head, parts]) => head + parts.join("/")),
+    );
+    const jsonBody = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.record(
+        {
+          id: fc.oneof(text, fc.constantFrom("private", "open")),
+          name: text,
+          public: fc.jsonValue({ maxDepth: 0 }),
+          fileSizeLimit: fc.oneof(fc.integer(), text, fc.constant(null)),
+          allowedMimeTypes: fc.oneof(fc.array(text, { maxLength: 3 }), text),
+          bucketId: fc.oneof(text, fc.constantFrom("private", "open")),
+          sourceKey: fc.oneof(text, fc.constant("canary.txt")),
+          destinationKey: text,
+          destinationBucket: fc.oneof(text, fc.constant("open")),
+          prefixes: fc.oneof(fc.array(fc.oneof(text, fc.constant("canary.txt")), { maxLength: 3 }), text),
+          prefix: text,
+          limit: fc.oneof(fc.integer(), text),
+          offset: fc.oneof(fc.integer(), text),
+          search: fc.jsonValue({ maxDepth: 0 }),
+          sortBy: fc.jsonValue({ maxDepth: 1 }),
+          expiresIn: fc.oneof(fc.integer(), fc.double(), text),
+          paths: fc.array(fc.oneof(text, fc.constant("canary.txt")), { maxLength: 3 }),
+          quotaBytes: fc.oneof(fc.integer(), fc.double(), text, fc.constant(null)),
+          olderThanSeconds: fc.oneof(fc.integer(), text),
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    const body = fc.oneof(
+      jsonBody.map((b) => ({ type: "application/json", body: JSON.stringify(b) })),
+      fc
+        .tuple(fc.constantFrom("text/plain", "image/png", "", "multipart/form-data; boundary=x", "zz"), text)
+        .map(([type, b]) => ({ type, body: b })),
+      fc.uint8Array({ maxLength: 300 }).map((b) => ({ type: "application/octet-stream", body: b })),
+    );
+    const header = (t: string) =>
+      [...t].every((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) <= 0xff && c !== "\u007f");
+    const headers = fc.record(
+      {
+        "x-upsert": fc.constantFrom("true", "false", "TRUE", "1", ""),
+        "cache-control": fc.oneof(
+          fc.constantFrom("max-age=60", "3600", "-1", "no-cache"),
+          text.filter(header),
+        ),
+        "x-metadata": fc.oneof(
+          fc.jsonValue({ maxDepth: 1 }).map((v) => btoa(JSON.stringify(v))),
+          text.filter(header),
+        ),
+        range: fc.oneof(
+          fc.constantFrom("bytes=0-3", "bytes=5-", "bytes=-2", "bytes=9-1", "bytes=0-99999999", "lines=1-2"),
+          text.filter(header),
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    const statuses = new Map<number, number>();
+    const query = fc.option(
+      fc.dictionary(fc.constantFrom("token", "download", "limit", "offset", "search"), text, { maxKeys: 3 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        route,
+        fc.constantFrom("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"),
+        body,
+        headers,
+        query,
+        fc.constantFrom("anon", "service", "none"),
+        async (path, method, b, h, params, who) => {
+          const t = who === "service" ? q : p;
+          const key = who === "anon" ? p.anonKey : who === "service" ? q.serviceKey : undefined;
+          const qs = params ? `?${new URLSearchParams(params as Record<string, string>)}` : "";
+          const hs: Record<string, string> = { ...(h as Record<string, string>) };
+          if (b.type) hs["content-type"] = b.type;
+          if (key) hs.apikey = key;
+          const hasBody = method !== "GET" && method !== "HEAD";
+          const res = await storage(t, `${path}${qs}`, {
+            method,
+            ...(key ? { key } : {}),
+            headers: hs,
+            ...(hasBody ? { body: b.body } : {}),
+          });
+          const what = `${method} ${who} ${path}${qs}`;
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          // A private object read with a key that may not read it: never a 2xx.
+          if (
+            who !== "service" &&
+            path.startsWith("/object/") &&
+            path.includes("canary.txt") &&
+            method !== "DELETE"
+          ) {
+            if (!path.startsWith("/object/sign/") && !path.startsWith("/object/upload/")) {
+              expect(res.status, what).toBeGreaterThanOrEqual(400);
+            }
+          }
+          await wellFormed(res, what);
+        },
+      ),
+      { numRuns: RUNS * 2 },
+    );
+    console.log(`fuzz storage statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    // The canary survived everything the anon key and no key sent, and nothing reached it.
+    const read = await storage(p, "/object/private/canary.txt", { key: p.serviceKey });
+    expect(read.status).toBe(200);
+    expect(await read.text()).toBe(SECRET);
+  });
+});
+
+describe("fuzzed vector_search bodies", () => {
+  it("answers every body with a well-formed 2xx/4xx", async () => {
+    const p = await projectWithSchema({
+      tables: {
+        items: {
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            cat: { type: "text" },
+            emb: { type: "vector", dimensions: 3 },
+          },
+          policy: { read: "public", write: "service" },
+        },
+        hidden: {
+          columns: { id: { type: "integer", primaryKey: true }, emb: { type: "vector", dimensions: 3 } },
+          policy: { read: "service", write: "service" },
+        },
+      },
+    });
+    for (const table of ["items", "hidden"]) {
+      const rows = Array.from({ length: 20 }, (_, i) => ({
+        id: i,
+        emb: [i, 1, -i],
+        ...(table === "items" ? { cat: `c${i % 3}` } : {}),
+      }));
+      expect((await rest(p, `/${table}`, { method: "POST", body: rows })).status).toBe(201);
+    }
+    const num = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(0, -0, 1e308, -1e308));
+    const vector = fc.oneof(
+      fc.array(num, { minLength: 3, maxLength: 3 }),
+      fc.array(num, { maxLength: 5 }),
+      fc.jsonValue({ maxDepth: 1 }),
+      fc.constant("[1,2,3]"),
+    );
+    const body = fc.record(
+      {
+        table: fc.oneof(fc.constantFrom("items", "hidden", "nope"), nasty),
+        column: fc.oneof(fc.constantFrom("emb", "cat", "id", "nope"), nasty),
+        vector,
+        k: fc.oneof(fc.integer({ min: -2, max: 1_200 }), fc.double(), text),
+        metric: fc.oneof(fc.constantFrom("cosine", "l2", "dot", "L2", "hamming"), text),
+        filter: fc.oneof(
+          filter,
+          tree.map((t) => `or=(${enc(t)})`),
+          fc.constantFrom("cat=eq.c1", "id=gt.3", "select=id", "order=id", "limit=1", "emb=eq.[1,1,1]"),
+          fc.jsonValue({ maxDepth: 1 }),
+        ),
+        select: fc.oneof(select, fc.jsonValue({ maxDepth: 0 })),
+        exact: fc.jsonValue({ maxDepth: 0 }),
+      },
+      { requiredKeys: ["table", "column", "vector"] },
+    );
+    await fc.assert(
+      fc.asyncProperty(body, fc.boolean(), async (b, service) => {
+        const res = await call(`${p.url}/rest/v1/rpc/vector_search`, {
+          method: "POST",
+          key: service ? p.serviceKey : p.anonKey,
+          headers: { apikey: service ? p.serviceKey : p.anonKey },
+          body: b,
+        });
+        const what = `vector_search ${service ? "service" : "anon"} ${JSON.stringify(b).slice(0, 200)}`;
+        // The service-only table is never searched with the anon key.
+        if (!service && b.table === "hidden") expect(res.status, what).toBeGreaterThanOrEqual(400);
+        await wellFormed(res, what);
+      }),
+      { numRuns: RUNS },
+    );
   });
 });
 
