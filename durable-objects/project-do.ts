@@ -17,6 +17,7 @@ import { forgetGrant } from "../workers/oauth/grant-check.ts";
 import { prepareWrite } from "./cold/cold-read.ts";
 import { ColdStore } from "./cold/cold-store.ts";
 import { collectGarbage, compact } from "./cold/compact.ts";
+import { devPauseHooks } from "./cold/dev-pause.ts";
 import {
   commitCatalog,
   type FlushHooks,
@@ -143,6 +144,7 @@ export class ProjectDO extends DurableObject<Env> {
     super(ctx, env);
     this.tuning = readTuning(env);
     this.meter = new RequestMeter(readRateLimit(env));
+    this.flushHooks = devPauseHooks(env);
     ctx.blockConcurrencyWhile(async () => {
       this.load();
       if (this.state.projectId !== null) await recoverFlush(this.flushContext());
@@ -740,6 +742,8 @@ export class ProjectDO extends DurableObject<Env> {
       doStorageBytes: sql.databaseSize,
       segmentCacheBytes: this.cold.cachedBytes,
       manifestVersion: this.cold.manifestVersion,
+      // a flush or compaction stopped between its manifest and its drop (finished before the next write)
+      flushPending: flushPending(sql),
       wal: { ...walRange(sql), lastLsn: lastLsn(sql) },
       lastActivity: new Date(this.lastActivity).toISOString(),
       requests: this.meter.figures(),

@@ -11,7 +11,8 @@
  * secret of workers/env.ts), HEARTH_STATE_DIR (default: wrangler's .wrangler/state; tests and
  * benchmarks pass a throwaway dir), HEARTH_START_TIMEOUT_MS (how long to wait for /health
  * before warning, 120000), HEARTH_PROJECT_RATE_LIMIT / HEARTH_PROJECT_RATE_BURST (the per-project
- * request rate limit; off unless set here). Non-interactive: needs no TTY, works with CI=true.
+ * request rate limit; off unless set here), HEARTH_DEV_PAUSE_AFTER (crash tests: pause each
+ * flush at one step, durable-objects/cold/dev-pause.ts). Non-interactive: needs no TTY, works with CI=true.
  * SIGINT/SIGTERM are forwarded to wrangler; this process exits with wrangler's exit code.
  */
 import { spawn } from "node:child_process";
@@ -106,6 +107,10 @@ const devArgs = [
   `HEARTH_PROJECT_RATE_LIMIT:${process.env.HEARTH_PROJECT_RATE_LIMIT ?? "0"}`,
   ...(process.env.HEARTH_PROJECT_RATE_BURST
     ? ["--var", `HEARTH_PROJECT_RATE_BURST:${process.env.HEARTH_PROJECT_RATE_BURST}`]
+    : []),
+  // Crash tests only (durable-objects/cold/dev-pause.ts): pause every flush at one step.
+  ...(process.env.HEARTH_DEV_PAUSE_AFTER
+    ? ["--var", `HEARTH_DEV_PAUSE_AFTER:${process.env.HEARTH_DEV_PAUSE_AFTER}`]
     : []),
   ...persist,
 ];

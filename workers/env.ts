@@ -34,6 +34,8 @@ export interface Env {
   HEARTH_STORAGE_QUOTA_BYTES?: string;
   /** an upload not committed after this long (seconds, default 3600) loses its bytes at the next alarm */
   HEARTH_STORAGE_UPLOAD_TTL_SECONDS?: string;
+  /** `npm start` and tests only (never production): `<flush step>:<ms>` logs and pauses each flush there (durable-objects/cold/dev-pause.ts) */
+  HEARTH_DEV_PAUSE_AFTER?: string;
   /** Deployed mail: each auth email is POSTed there as JSON (workers/auth/mailer.ts). */
   HEARTH_EMAIL_WEBHOOK_URL?: string;
   /** Sent as `Authorization: Bearer <secret>` with each webhook POST, when set. */

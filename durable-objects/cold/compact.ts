@@ -55,6 +55,7 @@ export async function compact(ctx: FlushContext): Promise<CompactResult> {
     written += fresh.length;
   }
   if (compacted === 0) return { compacted: 0, written: 0, version: current.version };
+  await ctx.hooks?.afterStep?.("compact-segments");
   const marker: Marker = { flushId: crypto.randomUUID(), version, lastLsn: current.lastLsn };
   ctx.sql.exec(
     "INSERT OR REPLACE INTO _hearth_meta (key, value) VALUES ('flush_inflight', ?)",
@@ -75,7 +76,9 @@ export async function compact(ctx: FlushContext): Promise<CompactResult> {
     ctx.sql.exec("DELETE FROM _hearth_meta WHERE key = 'flush_inflight'");
     return { compacted: 0, written: 0, version: current.version };
   }
+  await ctx.hooks?.afterStep?.("compact-manifest");
   await commitCatalog(ctx, manifest);
+  await ctx.hooks?.afterStep?.("compact-catalog");
   ctx.storage.transactionSync(() => {
     ctx.store.setVersion(version);
     ctx.sql.exec("DELETE FROM _hearth_meta WHERE key = 'flush_inflight'");

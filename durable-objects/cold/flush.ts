@@ -26,7 +26,15 @@ import { putVectorIndexes } from "../vectors/ivf-store.ts";
 import type { ColdStore } from "./cold-store.ts";
 import { keyText, type Manifest, manifestKey, type SegmentRef, segmentKey, withRetry } from "./manifest.ts";
 
-export type FlushStep = "segments" | "manifest" | "catalog" | "drop";
+export type FlushStep =
+  | "segments"
+  | "manifest"
+  | "catalog"
+  | "drop"
+  // the compaction that follows a flush (compact.ts): new segments written, manifest put, catalog committed
+  | "compact-segments"
+  | "compact-manifest"
+  | "compact-catalog";
 
 export interface FlushHooks {
   /** test hook: called after each step; throwing there simulates a crash */
