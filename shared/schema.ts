@@ -159,6 +159,9 @@ const DEFAULT_KEYWORDS: Record<string, readonly ColumnType[]> = {
   now: ["timestamp", "date"],
 };
 
+/** Names sync and realtime use for file metadata (storage.objects, storage.buckets). */
+export const RESERVED_TABLE_NAMES: readonly string[] = ["storage.objects", "storage.buckets"];
+
 export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
   const issues: SchemaIssue[] = [];
   const tableNames = Object.keys(schema.tables);
@@ -175,6 +178,9 @@ export function checkSchemaRules(schema: ProjectSchema): SchemaIssue[] {
     const nameCheck = TableNameSchema.safeParse(tableName);
     if (!nameCheck.success)
       issues.push({ path: base, message: `table name ${nameCheck.error.issues[0]?.message}` });
+    // Sync follows the files' metadata under these names (durable-objects/storage/changes.ts).
+    if (RESERVED_TABLE_NAMES.includes(tableName.toLowerCase()))
+      issues.push({ path: base, message: `table name "${tableName}" is reserved for file metadata` });
     const columns = Object.entries(table.columns);
     if (columns.length === 0)
       issues.push({ path: `${base}.columns`, message: "a table needs at least one column" });

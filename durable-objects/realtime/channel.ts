@@ -9,6 +9,7 @@ import { HearthError } from "../../shared/errors.ts";
 import type { Condition } from "../../shared/rest/plan.ts";
 import { readAccess } from "../policy.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
+import { fileTable } from "../storage/changes.ts";
 import { parseRealtimeFilter } from "./changes.ts";
 import type { SocketAuth } from "./sockets.ts";
 
@@ -41,7 +42,9 @@ export type JoinPayload = z.infer<typeof JoinPayloadSchema>;
 export interface Binding {
   id: number;
   request: BindingRequest;
-  /** null: every table (`table` absent or "*") */
+  /** "public": schema tables; "storage": file events (storage.objects, storage.buckets) */
+  schema: "public" | "storage";
+  /** null: every table of the schema (`table` absent or "*"); else a schema table or storage.objects / storage.buckets */
   table: string | null;
   event: (typeof EVENTS)[number];
   conditions: Condition[];
@@ -74,22 +77,57 @@ function bindingTable(schema: SchemaIndex, req: BindingRequest): TableInfo | nul
   if (req.schema !== undefined && req.schema !== null && req.schema !== "public" && req.schema !== "*") {
     throw new HearthError(
       "HEARTH_BAD_REQUEST",
-      `Unknown schema "${req.schema}": Hearth tables are in "public"`,
+      `Unknown schema "${req.schema}": Hearth tables are in "public", file events in "storage"`,
     );
   }
   if (req.table === undefined || req.table === null || req.table === "*") return null;
   return schema.table(req.table);
 }
 
+function eventOf(req: BindingRequest): Binding["event"] {
+  const event = req.event.toUpperCase();
+  if (!(EVENTS as readonly string[]).includes(event)) {
+    throw new HearthError("HEARTH_BAD_REQUEST", `Unknown postgres_changes event "${req.event}"`, {
+      hint: 'Use "*", "INSERT", "UPDATE" or "DELETE".',
+    });
+  }
+  return event as Binding["event"];
+}
+
+/**
+ * A binding on schema "storage": file events. No refusal at the join: each event goes only
+ * to subscribers that could read the object (or see the bucket) when it is sent
+ * (storage/changes.ts), as Supabase's RLS on storage.objects decides per row.
+ */
+function fileBinding(req: BindingRequest, id: number, event: Binding["event"]): Binding {
+  const all = req.table === undefined || req.table === null || req.table === "*";
+  const table = all ? null : fileTable(`storage.${req.table}`);
+  if (!all && !table) {
+    throw new HearthError(
+      "HEARTH_BAD_REQUEST",
+      `Unknown table "storage.${req.table}": the storage schema has "objects" and "buckets"`,
+    );
+  }
+  if (!table && req.filter) {
+    throw new HearthError("HEARTH_BAD_FILTER", "A filter needs a table: it cannot apply to every table");
+  }
+  return {
+    id,
+    request: req,
+    schema: "storage",
+    table: table?.name ?? null,
+    event,
+    conditions: table && req.filter ? parseRealtimeFilter(table, req.filter) : [],
+  };
+}
+
 /** Parses and authorizes the bindings; throws a HearthError the join reply carries. */
 export function compileBindings(schema: SchemaIndex | null, state: ChannelState): Binding[] {
   return state.bindings.map((req, i) => {
-    const event = req.event.toUpperCase();
-    if (!(EVENTS as readonly string[]).includes(event)) {
-      throw new HearthError("HEARTH_BAD_REQUEST", `Unknown postgres_changes event "${req.event}"`, {
-        hint: 'Use "*", "INSERT", "UPDATE" or "DELETE".',
-      });
-    }
+    const event = eventOf(req);
+    // Stable across rejoins and restores: realtime-js only needs them unique per channel.
+    const id = i + 1;
+    if (req.schema === "storage") return fileBinding(req, id, event);
     if (!schema) throw new HearthError("HEARTH_SCHEMA_MISSING", "The project has no schema yet");
     const table = bindingTable(schema, req);
     // The same refusal as a REST read of the table (42501: 401 for the anon key, 403 otherwise).
@@ -98,11 +136,11 @@ export function compileBindings(schema: SchemaIndex | null, state: ChannelState)
       throw new HearthError("HEARTH_BAD_FILTER", "A filter needs a table: it cannot apply to every table");
     }
     return {
-      // Stable across rejoins and restores: realtime-js only needs them unique per channel.
-      id: i + 1,
+      id,
       request: req,
+      schema: "public",
       table: table?.name ?? null,
-      event: event as Binding["event"],
+      event,
       conditions: table && req.filter ? parseRealtimeFilter(table, req.filter) : [],
     };
   });

@@ -6,6 +6,7 @@
 import { HearthError } from "../../shared/errors.ts";
 import { matches } from "../../shared/rest/evaluate.ts";
 import type { SchemaIndex } from "../schema-index.ts";
+import { type FileVisibility, fileTable, fileTableOfWal } from "../storage/changes.ts";
 import type { WalEntry } from "../wal.ts";
 import { columnLookup, pgColumns, type VisibleChange, visibleChange } from "./changes.ts";
 import type { Channel } from "./channel.ts";
@@ -29,25 +30,38 @@ export interface FanoutSink<S> {
   broken(socket: S, channel: Channel, err: HearthError): void;
 }
 
+/**
+ * File entries (`_storage.objects`, `_storage.buckets`) go to bindings on schema "storage",
+ * as `storage.objects` / `storage.buckets` rows, to subscribers `files` says may see them.
+ */
 export function fanOutChange<S>(
   entry: WalEntry,
-  schema: SchemaIndex,
+  schema: SchemaIndex | null,
   subscribers: Iterable<[S, Channel]>,
   sink: FanoutSink<S>,
+  files: FileVisibility,
 ): void {
-  const table = schema.tables.get(entry.table);
+  const fileName = fileTableOfWal(entry.table);
+  const table = fileName ? fileTable(fileName) : (schema?.tables.get(entry.table) ?? null);
   if (!table) return;
+  const pgSchema = fileName ? "storage" : "public";
+  const pgTable = fileName ? fileName.slice("storage.".length) : table.name;
   const lookup = columnLookup(table);
   const byPrincipal = new Map<string, { change: VisibleChange | null; data: string | null }>();
   let columns: string | null = null;
   for (const [socket, ch] of subscribers) {
     if (ch.compiled.length === 0) continue;
-    const candidates = ch.compiled.filter((b) => b.table === null || b.table === table.name);
+    const candidates = ch.compiled.filter(
+      (b) => b.schema === pgSchema && (b.table === null || b.table === table.name),
+    );
     if (candidates.length === 0) continue;
     const pkey = principalKey(ch.auth);
     let seen = byPrincipal.get(pkey);
     if (!seen) {
-      seen = { change: visibleChange(ch.auth.principal, table, entry), data: null };
+      const change = fileName
+        ? files.visible(ch.auth.principal, entry)
+        : visibleChange(ch.auth.principal, table, entry);
+      seen = { change, data: null };
       byPrincipal.set(pkey, seen);
     }
     const change = seen.change;
@@ -68,8 +82,8 @@ export function fanOutChange<S>(
     if (ids.length === 0) continue;
     columns ??= JSON.stringify(pgColumns(table));
     seen.data ??= JSON.stringify({
-      schema: "public",
-      table: table.name,
+      schema: pgSchema,
+      table: pgTable,
       commit_timestamp: new Date(entry.ts).toISOString(),
       type: change.type,
       record: change.record ?? {},

@@ -7,6 +7,7 @@
  */
 import { lastLsn } from "../cold/flush.ts";
 import type { SchemaIndex } from "../schema-index.ts";
+import { FileVisibility } from "../storage/changes.ts";
 import { vectorsToWire } from "../vectors/wal-wire.ts";
 import { readWal, type WalEntry } from "../wal.ts";
 
@@ -14,7 +15,8 @@ export interface FeedListener {
   /** true when it has subscribers (the pump skips reading the WAL otherwise) */
   readonly active: boolean;
   refresh(now: number): Promise<void>;
-  deliver(entries: WalEntry[], schema: SchemaIndex | null): void;
+  /** `files`: who sees the batch's file entries (bucket policies read once per batch) */
+  deliver(entries: WalEntry[], schema: SchemaIndex | null, files: FileVisibility): void;
 }
 
 const BATCH = 1000;
@@ -67,9 +69,10 @@ export class ChangeFeed {
         this.delivered = entries[entries.length - 1]!.lsn;
         const schema = this.schema();
         vectorsToWire(entries, schema);
+        const files = new FileVisibility(this.sql);
         for (const l of active) {
           try {
-            l.deliver(entries, schema);
+            l.deliver(entries, schema, files);
           } catch (err) {
             console.error("change feed listener failed", err);
           }

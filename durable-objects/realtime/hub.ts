@@ -9,6 +9,7 @@
  */
 import { HearthError } from "../../shared/errors.ts";
 import type { SchemaIndex } from "../schema-index.ts";
+import type { FileVisibility } from "../storage/changes.ts";
 import type { WalEntry } from "../wal.ts";
 import {
   type Channel,
@@ -417,8 +418,9 @@ export class RealtimeHub extends SocketTable implements SocketHub {
   }
 
   /** postgres_changes for a batch of committed WAL entries, in LSN order. */
-  deliver(entries: WalEntry[], schema: SchemaIndex | null): void {
-    if (!schema || this.sockets.size === 0) return;
+  deliver(entries: WalEntry[], schema: SchemaIndex | null, files: FileVisibility): void {
+    // No schema yet: file events still go out.
+    if (this.sockets.size === 0) return;
     const now = Date.now();
     for (const s of [...this.sockets.values()]) {
       for (const ch of [...s.channels.values()]) {
@@ -433,6 +435,6 @@ export class RealtimeHub extends SocketTable implements SocketHub {
           this.expel(s, ch, `The filter fails: ${err.message}`);
       },
     };
-    for (const entry of entries) fanOutChange(entry, schema, this.subscribers(), sink);
+    for (const entry of entries) fanOutChange(entry, schema, this.subscribers(), sink, files);
   }
 }

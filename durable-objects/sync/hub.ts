@@ -25,6 +25,7 @@ import type { Authenticator } from "../realtime/auth.ts";
 import type { SocketHub } from "../realtime/socket-hub.ts";
 import { CLOSE, closeSafe, type SocketAuth, type SocketStore, sendSafe } from "../realtime/sockets.ts";
 import type { SchemaIndex } from "../schema-index.ts";
+import { type FileVisibility, fileTable } from "../storage/changes.ts";
 import type { WalEntry } from "../wal.ts";
 import {
   type ClientFrame,
@@ -246,10 +247,15 @@ export class SyncHub implements SocketHub {
     if (changed) persist(this.host.store, s);
   }
 
-  /** The tables a pull names, each readable by `principal` (else PGRST205 / 42501). */
+  /**
+   * The tables a pull names, each readable by `principal` (else PGRST205 / 42501).
+   * `storage.objects` and `storage.buckets` (file metadata) are open to any credential: each
+   * row goes only to a principal that may read it (storage/changes.ts).
+   */
   private checkTables(principal: Principal, names: string[]): void {
     const schema = this.host.schema();
     for (const name of names) {
+      if (fileTable(name)) continue;
       const info = schema?.tables.get(name);
       if (!info) throw new HearthError("PGRST205", `Could not find the table '${name}' in the schema cache`);
       readAccess(principal, info);
@@ -340,7 +346,7 @@ export class SyncHub implements SocketHub {
     }
   }
 
-  deliver(entries: WalEntry[], schema: SchemaIndex | null): void {
-    if (this.sockets.size > 0) this.streams.deliver([...this.sockets.values()], entries, schema);
+  deliver(entries: WalEntry[], _schema: SchemaIndex | null, files: FileVisibility): void {
+    if (this.sockets.size > 0) this.streams.deliver([...this.sockets.values()], entries, files);
   }
 }

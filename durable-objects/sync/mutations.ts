@@ -16,6 +16,7 @@ import { z } from "zod";
 import { type ErrorBody, HearthError } from "../../shared/errors.ts";
 import type { Principal } from "../../shared/principal.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
+import { fileTable } from "../storage/changes.ts";
 import { clientState, type Decision, ensureLedger, lookupDecision, recordDecision } from "./ledger.ts";
 
 export const MutationIdSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -77,6 +78,11 @@ function keyParams(table: TableInfo, pk: Record<string, string | number | boolea
 }
 
 function requestOf(ctx: MutationContext, m: Mutation): Request {
+  if (fileTable(m.table)) {
+    throw new HearthError("HEARTH_FORBIDDEN", `${m.table} is read-only over sync`, {
+      hint: "File metadata follows the files: upload, move and remove them with the storage API ({url}/storage/v1).",
+    });
+  }
   const url = `http://hearth/p/${ctx.principal.projectId}/rest/v1/${encodeURIComponent(m.table)}`;
   const json = { "content-type": "application/json" };
   switch (m.op) {

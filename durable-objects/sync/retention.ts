@@ -55,3 +55,23 @@ export function trimWal(sql: SqlStorage, retention: WalRetention, last: number, 
   pruneLedger(sql, cut, now, retention.ms);
   return cut;
 }
+
+/**
+ * The alarm's trim, under the same rules as a flush's: a project whose changes never flush
+ * (files only: `_storage.*` entries are not hot rows) would otherwise keep every entry. It
+ * never cuts past `delivered` (the change feed's position: entries realtime and live sync
+ * sockets have not been sent stay), and does nothing while the WAL holds no more than the
+ * retained count. Returns the LSN it cut through, or 0.
+ */
+export function trimIdleWal(
+  storage: DurableObjectStorage,
+  retention: WalRetention,
+  delivered: number,
+  now: number,
+): number {
+  const sql = storage.sql;
+  const seq = sql.exec("SELECT seq FROM sqlite_sequence WHERE name = '_hearth_wal'").toArray()[0];
+  const last = Math.min(seq ? Number(seq.seq) : 0, delivered);
+  if (last - walFloor(sql) <= Math.max(0, retention.changes)) return 0;
+  return storage.transactionSync(() => trimWal(sql, retention, last, now));
+}

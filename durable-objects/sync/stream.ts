@@ -11,9 +11,15 @@ import { lastLsn } from "../cold/flush.ts";
 import { tableAccess } from "../realtime/changes.ts";
 import { principalKey } from "../realtime/fanout.ts";
 import { CLOSE } from "../realtime/sockets.ts";
-import type { SchemaIndex } from "../schema-index.ts";
+import {
+  type FileTableName,
+  FileVisibility,
+  fileSnapshotPage,
+  fileTable,
+  walNameOf,
+} from "../storage/changes.ts";
 import type { WalEntry } from "../wal.ts";
-import { type Followed, followed, liveChanges, readChanges } from "./changes.ts";
+import { type Followed, followed, followedFiles, liveChanges, readChanges } from "./changes.ts";
 import type { SyncHost } from "./hub.ts";
 import { walFloor } from "./retention.ts";
 import { type Limits, type SyncSocket, savePosition, sendData, windowOpen } from "./session.ts";
@@ -62,11 +68,19 @@ export class Streamer {
     this.d.send(s, { type: "resync", reason, cursor, ...withRef(ref) });
   }
 
-  /** The followed tables as the socket's principal reads them now; null (closed) when access ended. */
+  /**
+   * The followed tables as the socket's principal reads them now, by WAL name; null (closed)
+   * when access ended. File tables are checked row by row instead (storage/changes.ts).
+   */
   followedTables(s: SyncSocket): Map<string, Followed> | null {
     const schema = this.d.host.schema();
     const out = new Map<string, Followed>();
     for (const name of s.tables) {
+      const file = fileTable(name);
+      if (file) {
+        out.set(walNameOf(name as FileTableName), followedFiles(file));
+        continue;
+      }
       const info = schema?.tables.get(name);
       if (!info) continue; // dropped: nothing more to send
       const access = tableAccess(s.auth.principal, info);
@@ -126,9 +140,11 @@ export class Streamer {
     }
     const { host, limits } = this.d;
     const info = host.schema()?.tables.get(name);
-    const page = info
-      ? await readPage((p, r) => host.rest(p, r), s.auth.principal, info, snap.after, limits.snapshotPage)
-      : { rows: [], next: null };
+    const page = fileTable(name)
+      ? fileSnapshotPage(host.sql, s.auth.principal, name as FileTableName, snap.after, limits.snapshotPage)
+      : info
+        ? await readPage((p, r) => host.rest(p, r), s.auth.principal, info, snap.after, limits.snapshotPage)
+        : { rows: [], next: null };
     if (s.closed || s.generation !== gen) return;
     const table = JSON.stringify(name);
     for (const group of rowGroups(page.rows, limits.batchBytes)) {
@@ -153,7 +169,8 @@ export class Streamer {
     const tables = this.followedTables(s);
     if (!tables) return;
     const l = this.d.limits;
-    const batch = readChanges(sql, tables, s.cursor, last, l.batchChanges, l.batchBytes);
+    const files = { principal: s.auth.principal, visibility: new FileVisibility(sql) };
+    const batch = readChanges(sql, tables, s.cursor, last, l.batchChanges, l.batchBytes, files);
     if (batch.parts.length > 0) {
       s.seq++;
       s.cursor = batch.through;
@@ -168,8 +185,8 @@ export class Streamer {
   }
 
   /** Committed WAL entries, in LSN order, to the live sockets (catching-up ones read the WAL). */
-  deliver(sockets: SyncSocket[], entries: WalEntry[], schema: SchemaIndex | null): void {
-    if (!schema || entries.length === 0) return;
+  deliver(sockets: SyncSocket[], entries: WalEntry[], files: FileVisibility): void {
+    if (entries.length === 0) return;
     const { host, limits } = this.d;
     const now = Date.now();
     const first = entries[0]!.lsn;
@@ -201,7 +218,7 @@ export class Streamer {
           const key = `${e.lsn}\n${pkey}`;
           let out = cache.get(key);
           if (!out) {
-            out = liveChanges(t, s.auth.principal, e);
+            out = liveChanges(t, s.auth.principal, e, files);
             cache.set(key, out);
           }
           for (const p of out) {
