@@ -60,7 +60,7 @@ import { FileStore } from "./storage/store.ts";
 import type { StorageCaller, StorageOp, StorageResult } from "./storage/types.ts";
 import { loadArchive, restoreArchive, saveArchive, type WalArchive } from "./sync/archive.ts";
 import { SyncHub } from "./sync/hub.ts";
-import { DEFAULT_WAL_RETENTION, type WalRetention } from "./sync/retention.ts";
+import { DEFAULT_WAL_RETENTION, trimIdleWal, type WalRetention } from "./sync/retention.ts";
 import { walRange } from "./wal.ts";
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -467,6 +467,11 @@ export class ProjectDO extends DurableObject<Env> {
       } catch (err) {
         console.error("scheduled flush failed", err);
       }
+    }
+    // Changes that never flush (file metadata) leave the WAL by the same retention as a
+    // flush's trim; a flush still to be finished goes first (it trims too).
+    if (!flushPending(this.ctx.storage.sql)) {
+      trimIdleWal(this.ctx.storage, t.walRetention, this.feed.deliveredLsn, Date.now());
     }
     await this.scheduleAlarm(this.nextCheckMs());
   }
