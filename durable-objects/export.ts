@@ -1,7 +1,8 @@
 /**
  * `GET {url}/export`: the whole project as one zip, streamed (DESIGN.md "Contracts"):
  * `schema.json` (the stored schema), then `tables/<table>.parquet` per table, or
- * `tables/<table>.arrow` with `?format=arrow`, then `blobs/<bucket>/<path>` per stored file. `{url}/import` loads such a zip.
+ * `tables/<table>.arrow` with `?format=arrow`, then `blobs/<bucket>/<path>` per stored file and
+ * `storage.json` (buckets and object rows; import-files.ts). `{url}/import` loads such a zip.
  *
  * Memory stays bounded by one batch: each pull of the response stream reads the next
  * BATCH_ROWS rows of a table (fewer when they pass BATCH_BYTES; keyset paging on the rowid),
@@ -18,8 +19,11 @@ import { type ColumnSpec, SEQUENCE_KEY } from "../shared/columnar/wire.ts";
 import { HearthError, REQUEST_ID_HEADER } from "../shared/errors.ts";
 import type { Principal } from "../shared/principal.ts";
 import type { ColdStore } from "./cold/cold-store.ts";
+import { bucketEntry, objectEntry, STORAGE_MEMBER } from "./import-files.ts";
 import { quoteIdent } from "./migrate.ts";
 import type { SchemaIndex, TableInfo } from "./schema-index.ts";
+import type { BucketRow } from "./storage/buckets.ts";
+import type { ObjectRow } from "./storage/types.ts";
 
 export type ExportFormat = "parquet" | "arrow";
 
@@ -41,8 +45,8 @@ export interface ExportContext {
   schema: SchemaIndex | null;
   projectId: string;
   requestId: string;
-  /** stored files: their rows a page at a time, and the bucket holding their bytes */
-  blobs?: { pages: () => Iterable<{ bucket: string; name: string; key: string }[]>; r2: R2Bucket };
+  /** stored files: the buckets, the object rows a page at a time, and the R2 bucket holding their bytes */
+  blobs?: { buckets: () => BucketRow[]; pages: () => Iterable<ObjectRow[]>; r2: R2Bucket };
 }
 
 /** The service key, or an account token of the project's owner. */
@@ -180,11 +184,15 @@ async function* zipChunks(ctx: ExportContext, format: ExportFormat): AsyncGenera
     entry.push(new Uint8Array(0), true);
     yield drain();
   }
-  // Stored files, stored as they are (most are compressed already), streamed from R2.
+  // Stored files, stored as they are (most are compressed already), streamed from R2; then
+  // storage.json: the buckets and the rows of exactly the files written (import-files.ts).
+  const buckets = ctx.blobs?.buckets() ?? [];
+  const written: string[] = [];
   for (const page of ctx.blobs?.pages() ?? []) {
     for (const file of page) {
       const obj = await ctx.blobs!.r2.get(file.key);
       if (!obj) continue; // removed while the export streamed
+      written.push(JSON.stringify(objectEntry(file)));
       const entry = add(new ZipPassThrough(`blobs/${file.bucket}/${file.name}`));
       const reader = obj.body.getReader();
       for (;;) {
@@ -196,6 +204,19 @@ async function* zipChunks(ctx: ExportContext, format: ExportFormat): AsyncGenera
       entry.push(new Uint8Array(0), true);
       yield drain();
     }
+  }
+  if (buckets.length > 0 || written.length > 0) {
+    const meta = add(new ZipDeflate(STORAGE_MEMBER, { level: 6 }));
+    const encoder = new TextEncoder();
+    const head = `{"version":1,"buckets":${JSON.stringify(buckets.map(bucketEntry))},"objects":[`;
+    meta.push(encoder.encode(head), false);
+    for (let i = 0; i < written.length; i += 1000) {
+      const rows = written.slice(i, i + 1000).join(",");
+      meta.push(encoder.encode(i === 0 ? rows : `,${rows}`), false);
+      yield drain();
+    }
+    meta.push(encoder.encode("]}"), true);
+    yield drain();
   }
   zip.end();
   yield drain();

@@ -1,6 +1,7 @@
 /**
  * The zip side of `POST {url}/import`: the body read within the size limit, its members
- * listed from the central directory and checked by name, one member inflated at a time.
+ * listed from the central directory and checked by name, one member inflated at a time
+ * (stored files: a batch of members at a time, import-files.ts).
  * Every problem is a HEARTH_IMPORT_INVALID that names the member.
  */
 import { type UnzipFileInfo, unzipSync } from "fflate";
@@ -25,10 +26,25 @@ export function problemOf(err: unknown): { message: string; details: string | nu
   return { message: err instanceof Error ? err.message : String(err), details: null };
 }
 
+/** A stored file's member, `blobs/<bucket>/<path>`, with its inflated size. */
+export interface BlobMember {
+  member: string;
+  size: number;
+}
+
+export interface ZipMembers {
+  tables: Map<string, TableMember>;
+  /** by member name */
+  blobs: Map<string, BlobMember>;
+  /** whether `storage.json` (buckets and object rows) is in the zip */
+  storage: boolean;
+}
+
 /** The zip's members by name, without inflating any (fflate reads the central directory). */
-export function listMembers(zip: Uint8Array): { tables: Map<string, TableMember> } {
+export function listMembers(zip: Uint8Array): ZipMembers {
   const seen = new Set<string>();
   const tables = new Map<string, TableMember>();
+  const blobs = new Map<string, BlobMember>();
   const files: UnzipFileInfo[] = [];
   try {
     unzipSync(zip, {
@@ -44,7 +60,7 @@ export function listMembers(zip: Uint8Array): { tables: Map<string, TableMember>
     if (f.name.endsWith("/") || f.name.startsWith("__MACOSX/")) continue; // folders, macOS resource forks
     if (seen.has(f.name)) throw invalid(`${f.name}: the zip holds this member twice`);
     seen.add(f.name);
-    if (f.name === "schema.json") continue;
+    if (f.name === "schema.json" || f.name === "storage.json") continue;
     const m = TABLE_MEMBER.exec(f.name);
     if (m) {
       const table = m[1]!;
@@ -53,12 +69,16 @@ export function listMembers(zip: Uint8Array): { tables: Map<string, TableMember>
       continue;
     }
     if (f.name.startsWith("blobs/")) {
-      throw invalid(`${f.name}: stored files cannot be imported yet`, null, "Remove blobs/ from the zip.");
+      blobs.set(f.name, { member: f.name, size: f.originalSize });
+      continue;
     }
-    throw invalid(`${f.name}: unexpected member`, "A zip holds schema.json, tables/ and blobs/ only.");
+    throw invalid(
+      `${f.name}: unexpected member`,
+      "A zip holds schema.json, tables/, blobs/ and storage.json only.",
+    );
   }
   if (!seen.has("schema.json")) throw invalid("schema.json is missing from the zip");
-  return { tables };
+  return { tables, blobs, storage: seen.has("storage.json") };
 }
 
 export function extract(zip: Uint8Array, name: string): Uint8Array {

@@ -9,6 +9,8 @@
  * records every row. Any failure rolls all of it back. The table files are decoded
  * synchronously inside that transaction (an await would end it), one member and one row
  * group at a time, so memory holds the body, one inflated member and one batch of rows.
+ * Stored files (`blobs/`, `storage.json`) are checked and their bytes put to R2 before that
+ * transaction, which then writes their rows; a failure deletes the bytes (import-files.ts).
  */
 import { arrowInfo, readArrow } from "../shared/columnar/arrow.ts";
 import { parquetInfo, readParquet } from "../shared/columnar/parquet.ts";
@@ -17,6 +19,15 @@ import { HearthError } from "../shared/errors.ts";
 import { readBodyBytes } from "../shared/rest/bodies.ts";
 import { parseProjectSchema, splitReference } from "../shared/schema.ts";
 import { hasSequence } from "./export.ts";
+import {
+  assertNoFiles,
+  commitFiles,
+  discardFiles,
+  type FilesHost,
+  planFiles,
+  STORAGE_MEMBER,
+  stageFiles,
+} from "./import-files.ts";
 import { extract, invalid, listMembers, problemOf, type TableMember } from "./import-zip.ts";
 import { quoteIdent, topoOrder } from "./migrate-ddl.ts";
 import type { ProjectState } from "./project-state.ts";
@@ -31,6 +42,8 @@ export interface ImportContext {
   /** Rebuilds the in-memory ProjectState from SQLite after a rolled-back import. */
   reloadState(): void;
   maxBodyBytes: number;
+  /** where stored files go (blobs/ and storage.json; import-files.ts) */
+  files: Omit<FilesHost, "sql" | "storage">;
 }
 
 /** 409 unless every table of the current schema is empty. */
@@ -179,13 +192,15 @@ export interface ImportResult {
   /** rows loaded per table */
   tables: Record<string, number>;
   rows: number;
+  /** stored files restored (when the zip holds any) */
+  files?: { buckets: number; objects: number; bytes: number };
 }
 
 export async function importProject(ctx: ImportContext, request: Request): Promise<ImportResult> {
   // Refuse a non-empty project before reading a large body.
   assertEmpty(ctx.sql, ctx.state.schema);
   const zip = await readBodyBytes(request, ctx.maxBodyBytes);
-  const { tables } = listMembers(zip);
+  const { tables, blobs, storage } = listMembers(zip);
   let schemaInput: unknown;
   try {
     schemaInput = JSON.parse(
@@ -204,6 +219,14 @@ export async function importProject(ctx: ImportContext, request: Request): Promi
   }
   for (const [name, member] of tables) {
     if (!incoming.tables.has(name)) throw invalid(`${member.name}: table "${name}" is not in schema.json`);
+  }
+  // Files: checked, then their bytes stored under reserved keys before the transaction, which
+  // makes them visible; a failure discards them.
+  const host: FilesHost = { ...ctx.files, sql: ctx.sql, storage: ctx.storage };
+  const files = planFiles(host, blobs, storage ? extract(zip, STORAGE_MEMBER) : null);
+  if (files) {
+    assertNoFiles(ctx.sql);
+    await stageFiles(host, zip, files);
   }
 
   const counts: Record<string, number> = {};
@@ -234,11 +257,20 @@ export async function importProject(ctx: ImportContext, request: Request): Promi
         counts[name] = member ? loadTable(ctx.sql, schema.table(name), member, zip) : 0;
       }
       checkForeignKeys(ctx.sql, schema, tables);
+      if (files) commitFiles(ctx.sql, files);
     });
   } catch (err) {
     ctx.reloadState();
+    if (files) {
+      await discardFiles(host, files).catch((e) =>
+        console.error("discarding a failed import's files failed (the alarm's sweep retries)", e),
+      );
+    }
     throw err;
   }
   const rows = Object.values(counts).reduce((a, b) => a + b, 0);
-  return { schemaVersion: ctx.state.schemaVersion, tables: counts, rows };
+  const result: ImportResult = { schemaVersion: ctx.state.schemaVersion, tables: counts, rows };
+  if (files)
+    result.files = { buckets: files.buckets.length, objects: files.objects.length, bytes: files.bytes };
+  return result;
 }

@@ -861,7 +861,7 @@ export class ProjectDO extends DurableObject<Env> {
         schema: this.state.schema,
         projectId: principal.projectId,
         requestId,
-        blobs: { pages: () => this.files.objects(), r2: this.bucket },
+        blobs: { buckets: () => this.files.buckets(), pages: () => this.files.objects(), r2: this.bucket },
       };
       return exportProject(ctx, format);
     }
@@ -884,6 +884,12 @@ export class ProjectDO extends DurableObject<Env> {
           this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
         },
         maxBodyBytes: this.maxBodyBytes(),
+        files: {
+          r2: this.bucket,
+          projectId: principal.projectId,
+          defaultQuotaBytes: this.tuning.storageQuotaBytes,
+          armSweep: () => this.scheduleAlarm(this.nextCheckMs()),
+        },
       };
       const imported = await importProject(ctx, request);
       this.restoreSockets();

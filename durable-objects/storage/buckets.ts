@@ -63,7 +63,7 @@ function requireManage(caller: StorageCaller): void {
   }
 }
 
-function parseSizeLimit(v: unknown): number | null {
+export function parseSizeLimit(v: unknown): number | null {
   if (v === undefined || v === null || v === "" || v === 0) return null;
   if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return v;
   if (typeof v === "string") {
@@ -79,7 +79,7 @@ function parseSizeLimit(v: unknown): number | null {
   );
 }
 
-function parseMimes(v: unknown): string | null {
+export function parseMimes(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   if (!Array.isArray(v) || v.length > 100 || v.some((m) => typeof m !== "string" || !MIME.test(m))) {
     throw fault(
@@ -90,7 +90,7 @@ function parseMimes(v: unknown): string | null {
   return v.length === 0 ? null : JSON.stringify(v.map((m: string) => m.toLowerCase()));
 }
 
-function parsePolicy(v: unknown, fallback: string): string {
+export function parsePolicy(v: unknown, fallback: string): string {
   if (v === undefined) return fallback;
   if (typeof v !== "string" || !(POLICIES as readonly string[]).includes(v)) {
     throw fault("HEARTH_STORAGE_INVALID_NAME", `A bucket policy is one of ${POLICIES.join(", ")}`);

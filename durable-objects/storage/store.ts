@@ -12,6 +12,7 @@
 
 import { bucketAccess, ownerOf } from "./access.ts";
 import {
+  type BucketRow,
   bucketWire,
   createBucket,
   deleteBucket,
@@ -39,7 +40,7 @@ import {
   usedBytes,
 } from "./objects.ts";
 import { STORAGE_DDL } from "./tables.ts";
-import type { StorageCaller, StorageOp, StorageResult } from "./types.ts";
+import type { ObjectRow, StorageCaller, StorageOp, StorageResult } from "./types.ts";
 
 const WRITES = new Set<StorageOp["op"]>([
   "createBucket",
@@ -278,25 +279,27 @@ export class FileStore {
     return { abortedUploads: stale.length, deletedKeys: await this.collect() };
   }
 
+  /** Export: every bucket row. */
+  buckets(): BucketRow[] {
+    if (!this.exists()) return [];
+    return this.host.sql
+      .exec("SELECT * FROM _hearth_storage_buckets ORDER BY id")
+      .toArray() as unknown as BucketRow[];
+  }
+
   /** Export: every object row, a page at a time in (bucket, name) order. */
-  *objects(pageSize = 500): Generator<{ bucket: string; name: string; key: string; size: number }[]> {
+  *objects(pageSize = 500): Generator<ObjectRow[]> {
     if (!this.exists()) return;
     let after: [string, string] = ["", ""];
     for (;;) {
       const page = this.host.sql
         .exec(
-          "SELECT bucket, name, key, size FROM _hearth_storage_objects WHERE (bucket, name) > (?, ?) ORDER BY bucket, name LIMIT ?",
+          "SELECT * FROM _hearth_storage_objects WHERE (bucket, name) > (?, ?) ORDER BY bucket, name LIMIT ?",
           after[0],
           after[1],
           pageSize,
         )
-        .toArray()
-        .map((r) => ({
-          bucket: String(r.bucket),
-          name: String(r.name),
-          key: String(r.key),
-          size: Number(r.size),
-        }));
+        .toArray() as unknown as ObjectRow[];
       if (page.length === 0) return;
       yield page;
       const last = page[page.length - 1]!;
