@@ -68,12 +68,16 @@ export {
   type BackoffOptions,
   backoffDelay,
   createSync,
+  type FileTables,
   type LiveOptions,
   type MutationPromise,
   type MutationResult,
   type OrderBy,
   type QueryOptions,
+  READ_ONLY_TABLES,
   type RowCodec,
+  type StorageBucketRow,
+  type StorageObjectRow,
   SyncConfigError,
   SyncEngine,
   SyncError,
@@ -86,6 +90,7 @@ export {
   type TablesOption,
   type WebSocketConstructor,
   type WebSocketLike,
+  type WritableTable,
 } from "./sync/index.ts";
 export { schemaToTypeScript, type TypesOptions } from "./types/generate.ts";
 export type { ColumnType, HearthColumn, HearthSchema, HearthTable } from "./types/schema.ts";

@@ -4,9 +4,10 @@
  * fallback), presence, and a signed-in user who only hears about their own rows.
  * Waiting is by promise on the callbacks, never by sleeping; every client is removed at the end.
  */
-import { createClient, type RealtimeChannel, type SupabaseClient } from "@supabase/supabase-js";
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import ws from "ws";
+import { collector, subscribed } from "./realtime-wait.ts";
 import { createProject, type Project, putSchema, type Server } from "./server.ts";
 
 const server: Server = { url: inject("hearthUrl"), adminKey: inject("hearthAdminKey") };
@@ -39,48 +40,6 @@ function client(project: Project, key: string): SupabaseClient {
   });
   clients.push(sb);
   return sb;
-}
-
-/** Resolves when `channel` reports SUBSCRIBED; rejects on CHANNEL_ERROR or TIMED_OUT. */
-function subscribed(channel: RealtimeChannel): Promise<void> {
-  return new Promise((resolve, reject) => {
-    channel.subscribe((status, err) => {
-      if (status === "SUBSCRIBED") resolve();
-      else if (status === "CHANNEL_ERROR" || status === "TIMED_OUT")
-        reject(new Error(`${status}: ${err?.message}`));
-    });
-  });
-}
-
-/** Collects callback payloads; `until(n)` resolves once n have arrived. */
-function collector<T>() {
-  const items: T[] = [];
-  let waiters: (() => void)[] = [];
-  return {
-    items,
-    push: (x: T) => {
-      items.push(x);
-      // Swap before calling: a waiter that is not yet satisfied re-registers itself, and it
-      // must land in the next list, not in the one being walked (that loops forever).
-      const ready = waiters;
-      waiters = [];
-      for (const w of ready) w();
-    },
-    until: (n: number, ms = 10_000) =>
-      new Promise<T[]>((resolve, reject) => {
-        const t = setTimeout(
-          () => reject(new Error(`got ${items.length} of ${n}: ${JSON.stringify(items)}`)),
-          ms,
-        );
-        const check = () => {
-          if (items.length >= n) {
-            clearTimeout(t);
-            resolve(items);
-          } else waiters.push(check);
-        };
-        check();
-      }),
-  };
 }
 
 let project: Project;

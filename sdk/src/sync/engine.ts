@@ -10,6 +10,7 @@ import type { WebSocketConstructor } from "./connection.ts";
 import { SyncConfigError, SyncError, type SyncMutationError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { Feed } from "./feed.ts";
+import { READ_ONLY_TABLES, type WritableTable } from "./files.ts";
 import { type LiveOptions, LiveQueries } from "./live.ts";
 import { Local } from "./local.ts";
 import { fold } from "./overlay.ts";
@@ -221,7 +222,7 @@ export class SyncEngine<DB extends Tables = Tables> {
    * @example
    * await sync.insert("todos", { id: crypto.randomUUID(), title: "milk" }).queued;
    */
-  insert<K extends keyof DB & string>(table: K, row: Partial<DB[K]>): MutationPromise {
+  insert<K extends WritableTable<DB>>(table: K, row: Partial<DB[K]>): MutationPromise {
     return this.write(table, () => ({ op: "insert", row: rowOf(row) }));
   }
 
@@ -230,7 +231,7 @@ export class SyncEngine<DB extends Tables = Tables> {
    * @example
    * sync.upsert("settings", { id: "theme", value: "dark" });
    */
-  upsert<K extends keyof DB & string>(table: K, row: Partial<DB[K]>): MutationPromise {
+  upsert<K extends WritableTable<DB>>(table: K, row: Partial<DB[K]>): MutationPromise {
     return this.write(table, () => ({ op: "upsert", row: rowOf(row) }));
   }
 
@@ -239,7 +240,7 @@ export class SyncEngine<DB extends Tables = Tables> {
    * @example
    * sync.update("todos", todo.id, { done: true });
    */
-  update<K extends keyof DB & string>(table: K, pk: unknown, values: Partial<DB[K]>): MutationPromise {
+  update<K extends WritableTable<DB>>(table: K, pk: unknown, values: Partial<DB[K]>): MutationPromise {
     return this.write(table, (keys) => {
       const v = rowOf(values);
       if (Object.keys(v).length === 0) throw new TypeError("An update needs at least one column");
@@ -252,7 +253,7 @@ export class SyncEngine<DB extends Tables = Tables> {
    * @example
    * sync.delete("todos", todo.id);
    */
-  delete<K extends keyof DB & string>(table: K, pk: unknown): MutationPromise {
+  delete<K extends WritableTable<DB>>(table: K, pk: unknown): MutationPromise {
     return this.write(table, (keys) => ({ op: "delete", pk: keys.pkOf(pk) }));
   }
 
@@ -264,6 +265,7 @@ export class SyncEngine<DB extends Tables = Tables> {
     // Writes enter the queue in the order they were made, each after its encryption.
     const queued = this.writes.then(async () => {
       const keys = this.keysOf(table);
+      if (READ_ONLY_TABLES.includes(table)) throw SyncError.readOnly(table);
       await this.local.ready;
       const fields = build(keys);
       const wire = await this.encrypt(table, fields);

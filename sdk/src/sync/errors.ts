@@ -62,6 +62,16 @@ export class SyncError extends HearthError {
       hint: `Follow it: createSync({ tables: [${[...followed, table].map((t) => JSON.stringify(t)).join(", ")}] })`,
     });
   }
+
+  /** A write to a table sync only reads (`storage.objects`, `storage.buckets`). */
+  static readOnly(table: string): SyncError {
+    return new SyncError({
+      code: "HEARTH_SYNC_READ_ONLY",
+      message: `${table} is read-only: sync follows it, it does not write it`,
+      details: null,
+      hint: "Upload, move and remove files with client.storage; the replica follows.",
+    });
+  }
 }
 
 /** `createSync` options that cannot work (`HEARTH_SYNC_CONFIG`), thrown by `createSync` or the feed. */

@@ -3,6 +3,13 @@ export { type BackoffOptions, backoffDelay } from "./backoff.ts";
 export type { WebSocketConstructor, WebSocketLike } from "./connection.ts";
 export { createSync, SyncEngine, type Tables } from "./engine.ts";
 export { SyncConfigError, SyncError, SyncMutationError } from "./errors.ts";
+export {
+  type FileTables,
+  READ_ONLY_TABLES,
+  type StorageBucketRow,
+  type StorageObjectRow,
+  type WritableTable,
+} from "./files.ts";
 export type { LiveOptions } from "./live.ts";
 export type { Change, ErrorBody, PushStatus, SyncLimits } from "./protocol.ts";
 export type { OrderBy, QueryOptions } from "./query.ts";
