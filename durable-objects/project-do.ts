@@ -31,6 +31,7 @@ import {
 } from "./cold/flush.ts";
 import { type Manifest, manifestKey, readManifest } from "./cold/manifest.ts";
 import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
+import { copyFilesForFork } from "./fork-files.ts";
 import { importProject } from "./import.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
@@ -50,6 +51,7 @@ import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.t
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
 import {
+  type FilesArchive,
   filesArchiveKey,
   loadFilesArchive,
   restoreArchive as restoreFilesArchive,
@@ -414,7 +416,12 @@ export class ProjectDO extends DurableObject<Env> {
    * Fork: makes this new project's first manifest the parent's current one. The segments
    * stay where they are (the parent's prefix) and are shared by reference.
    */
-  async adoptFork(projectId: string, keys: KeyRecord[], parent: Manifest): Promise<void> {
+  async adoptFork(
+    projectId: string,
+    keys: KeyRecord[],
+    parent: Manifest,
+    files: FilesArchive | null = null,
+  ): Promise<void> {
     const manifest: Manifest = {
       ...parent,
       version: 1,
@@ -430,6 +437,12 @@ export class ProjectDO extends DurableObject<Env> {
       db.prepare("UPDATE projects SET forked_from = ? WHERE id = ?").bind(parent.projectId, projectId),
     ]);
     this.adopt(projectId, keys, manifest);
+    // The parent's files, copied to this project's prefix by filesForFork: a starting
+    // state like the tables, so restored with the WAL muted.
+    if (files) {
+      this.ctx.storage.transactionSync(() => restoreFilesArchive(this.ctx.storage.sql, files));
+      this.files.reset();
+    }
   }
 
   /** The parent side of a fork: everything flushed, and the manifest that holds it. */
@@ -438,6 +451,24 @@ export class ProjectDO extends DurableObject<Env> {
     if (this.state.projectId !== projectId) throw new Error(`no project ${projectId} in this object`);
     await this.flush();
     return this.cold.current();
+  }
+
+  /**
+   * The parent side of a fork's files: every object's bytes copied to the fork's prefix, and
+   * the rows the fork restores (fork-files.ts). A failure is a value: the copies are gone.
+   */
+  async filesForFork(
+    projectId: string,
+    forkId: string,
+  ): Promise<{ ok: true; files: FilesArchive | null } | { ok: false; message: string }> {
+    if (this.state.projectId === null) await this.wake(projectId);
+    if (this.state.projectId !== projectId) throw new Error(`no project ${projectId} in this object`);
+    try {
+      return { ok: true, files: await copyFilesForFork(this.ctx.storage.sql, this.bucket, forkId) };
+    } catch (err) {
+      console.error("fork: copying the files failed", err);
+      return { ok: false, message: err instanceof Error ? err.message : String(err) };
+    }
   }
 
   /** Alarm: freeze when idle long enough, else flush when a threshold is reached. */

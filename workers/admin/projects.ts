@@ -8,6 +8,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Manifest } from "../../durable-objects/cold/manifest.ts";
+import type { FilesArchive } from "../../durable-objects/storage/archive.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { platformCaller } from "../auth/admin.ts";
@@ -200,24 +201,31 @@ projectsRoutes.delete("/:id", async (c) => {
       "A personal project is deleted with its account, not on its own.",
     );
   }
-  // Catalog first: once the row is gone no new request can authenticate (the DO also
-  // forgets its keys), then the data itself.
-  const db = drizzle(c.env.CATALOG);
-  await db.batch([
-    db.delete(apiKeys).where(eq(apiKeys.projectId, project.id)),
-    db.delete(projectMembers).where(eq(projectMembers.projectId, project.id)),
-    db.delete(projects).where(eq(projects.id, project.id)),
-  ]);
-  await c.env.PROJECT.get(c.env.PROJECT.idFromName(project.id)).destroy();
-  await deleteProjectBlobs(c.env.BUCKET, project.id, c.env.CATALOG);
+  await removeProject(c.env, project.id);
   return c.body(null, 204);
 });
+
+/**
+ * Catalog first: once the row is gone no new request can authenticate (the DO also
+ * forgets its keys), then the data itself.
+ */
+async function removeProject(env: Env, id: string): Promise<void> {
+  const db = drizzle(env.CATALOG);
+  await db.batch([
+    db.delete(apiKeys).where(eq(apiKeys.projectId, id)),
+    db.delete(projectMembers).where(eq(projectMembers.projectId, id)),
+    db.delete(projects).where(eq(projects.id, id)),
+  ]);
+  await env.PROJECT.get(env.PROJECT.idFromName(id)).destroy();
+  await deleteProjectBlobs(env.BUCKET, id, env.CATALOG);
+}
 
 /**
  * Fork: a new project (new keys, owned by the caller) that starts as the parent's current
  * state. The parent is flushed first; the fork's first manifest refers to the parent's
  * segments in place (copy-on-write: no bytes are copied, and later writes of either
- * project go to its own prefix).
+ * project go to its own prefix). Stored files are copied to the fork's prefix by the
+ * parent (durable-objects/fork-files.ts); if that fails, the new project is removed again.
  */
 projectsRoutes.post("/:id/fork", async (c) => {
   const caller = await platformCaller(c);
@@ -242,7 +250,22 @@ projectsRoutes.post("/:id/fork", async (c) => {
     .select({ id: apiKeys.id, role: apiKeys.role })
     .from(apiKeys)
     .where(eq(apiKeys.projectId, created.id));
-  await c.env.PROJECT.get(c.env.PROJECT.idFromName(created.id)).adoptFork(created.id, keys, manifest);
+  const files = (await parent.filesForFork(project.id, created.id)) as
+    | { ok: true; files: FilesArchive | null }
+    | { ok: false; message: string };
+  if (!files.ok) {
+    await removeProject(c.env, created.id);
+    throw new HearthError("HEARTH_STORAGE_UNAVAILABLE", "The fork failed: its files could not be copied", {
+      details: files.message,
+      hint: "Nothing was created; fork again.",
+    });
+  }
+  await c.env.PROJECT.get(c.env.PROJECT.idFromName(created.id)).adoptFork(
+    created.id,
+    keys,
+    manifest,
+    files.files,
+  );
   return c.json(
     {
       ...created,

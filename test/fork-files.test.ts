@@ -1,0 +1,177 @@
+/**
+ * Forks carry the parent's files (durable-objects/fork-files.ts): buckets with their settings,
+ * object rows and bytes, copied to the fork's own prefix, so that changing or deleting
+ * either project never reaches the other's files. A copy that fails leaves no fork behind.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { ProjectDO } from "../durable-objects/project-do.ts";
+import type { Env } from "../workers/env.ts";
+import { ADMIN_KEY, adminCall, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
+import { stubOf } from "./helpers/faults.ts";
+
+const testEnv = env as unknown as Env;
+const SCHEMA = { tables: { notes: { columns: { id: { type: "text", primaryKey: true } } } } };
+
+function files(p: TestProject, path: string, init: Parameters<typeof call>[1] = {}) {
+  return call(`${p.url}/storage/v1${path}`, { key: p.serviceKey, ...init });
+}
+
+async function ok(res: Promise<Response>): Promise<unknown> {
+  const r = await res;
+  const text = await r.text();
+  expect(r.status, text).toBeLessThan(300);
+  return text === "" ? null : JSON.parse(text);
+}
+
+function put(p: TestProject, path: string, body: string | Uint8Array, headers: Record<string, string> = {}) {
+  return ok(
+    files(p, `/object/${path}`, {
+      method: "POST",
+      headers: { "content-type": "text/plain", ...headers },
+      body,
+    }),
+  );
+}
+
+function binary(n: number, seed = 3): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + seed) & 255;
+  return out;
+}
+
+async function r2Keys(id: string): Promise<string[]> {
+  const list = await testEnv.BUCKET.list({ prefix: `projects/${id}/blobs/` });
+  return list.objects.map((o) => o.key);
+}
+
+async function text(p: TestProject, path: string): Promise<string | number> {
+  const res = await files(p, `/object/${path}`);
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return res.status;
+  }
+  return res.text();
+}
+
+async function names(p: TestProject, bucket: string, prefix = ""): Promise<string[]> {
+  const rows = (await ok(
+    files(p, `/object/list/${bucket}`, { method: "POST", body: { prefix, limit: 1000 } }),
+  )) as { name: string; metadata: { size: number; mimetype: string } | null }[];
+  return rows.map((r) => (r.metadata ? `${r.name} ${r.metadata.size} ${r.metadata.mimetype}` : `${r.name}/`));
+}
+
+function fork(p: TestProject): Promise<Response> {
+  return call(`/v1/projects/${p.id}/fork`, { method: "POST", key: ADMIN_KEY, body: { name: "fork" } });
+}
+
+async function parentWithFiles(): Promise<TestProject> {
+  const p = await projectWithSchema(SCHEMA);
+  expect((await rest(p, "/notes", { method: "POST", body: { id: "n1" } })).status).toBe(201);
+  await ok(
+    files(p, "/bucket", {
+      method: "POST",
+      body: { id: "pics", public: true, file_size_limit: 500_000, allowed_mime_types: ["image/*", "text/*"] },
+    }),
+  );
+  await ok(files(p, "/bucket", { method: "POST", body: { id: "docs" } }));
+  await ok(files(p, "/quota", { method: "PUT", body: { quotaBytes: 5_000_000 } }));
+  await put(p, "pics/a.png", binary(200_000), { "content-type": "image/png" });
+  await put(p, "docs/keep.txt", "kept");
+  await put(p, "docs/replace.txt", "old");
+  await put(p, "docs/sub/remove.txt", "to remove");
+  return p;
+}
+
+describe("a fork's files", () => {
+  it("are the parent's, copied: each side's changes and deletion stay its own", async () => {
+    const parent = await parentWithFiles();
+    const res = await fork(parent);
+    expect(res.status, await res.clone().text()).toBe(201);
+    const child = (await res.json()) as TestProject;
+
+    // Same buckets, settings, listing, bytes and quota.
+    const bucketOf = async (p: TestProject, id: string) => {
+      const {
+        created_at: _c,
+        updated_at: _u,
+        ...rest
+      } = (await ok(files(p, `/bucket/${id}`))) as Record<string, unknown>;
+      return rest;
+    };
+    for (const id of ["pics", "docs"]) expect(await bucketOf(child, id)).toEqual(await bucketOf(parent, id));
+    expect(await names(child, "docs")).toEqual(["keep.txt 4 text/plain", "replace.txt 3 text/plain", "sub/"]);
+    expect(await names(child, "pics")).toEqual(await names(parent, "pics"));
+    const png = await files(child, "/object/pics/a.png");
+    expect(new Uint8Array(await png.arrayBuffer())).toEqual(binary(200_000));
+    expect((await call(`${child.url}/storage/v1/object/public/pics/a.png`)).status).toBe(200);
+    const usage = (p: TestProject) => ok(files(p, "/usage")) as Promise<Record<string, number>>;
+    expect(await usage(child)).toMatchObject({ objects: 4, quotaBytes: 5_000_000 });
+    expect((await usage(child)).storedBytes).toBe((await usage(parent)).storedBytes);
+    // The tables came along too, and the files' rows are a starting state, not changes.
+    expect(await (await rest(child, "/notes?select=id")).json()).toEqual([{ id: "n1" }]);
+    const wal = await runInDurableObject(stubOf(child), (_i: ProjectDO, state) =>
+      state.storage.sql.exec("SELECT count(*) AS n FROM _hearth_wal WHERE tbl LIKE '_storage.%'").one(),
+    );
+    expect(wal.n).toBe(0);
+
+    // Copied under the fork's own prefix.
+    const childKeys = await r2Keys(child.id);
+    expect(childKeys).toHaveLength(4);
+    expect(childKeys.every((k) => k.startsWith(`projects/${child.id}/blobs/`))).toBe(true);
+
+    // The parent replaces and removes; the fork keeps its files.
+    await put(parent, "docs/replace.txt", "new in parent", { "x-upsert": "true" });
+    await ok(files(parent, "/object/docs", { method: "DELETE", body: { prefixes: ["sub/remove.txt"] } }));
+    expect(await text(child, "docs/replace.txt")).toBe("old");
+    expect(await text(child, "docs/sub/remove.txt")).toBe("to remove");
+    // The fork changes its own; the parent does not see it.
+    await put(child, "docs/replace.txt", "new in fork", { "x-upsert": "true" });
+    await ok(files(child, "/object/docs", { method: "DELETE", body: { prefixes: ["keep.txt"] } }));
+    expect(await text(parent, "docs/replace.txt")).toBe("new in parent");
+    expect(await text(parent, "docs/keep.txt")).toBe("kept");
+
+    // Deleting the parent leaves the fork's files whole.
+    expect((await call(`/v1/projects/${parent.id}`, { method: "DELETE", key: ADMIN_KEY })).status).toBe(204);
+    expect(await r2Keys(parent.id)).toEqual([]);
+    expect(await text(child, "docs/replace.txt")).toBe("new in fork");
+    expect(await text(child, "docs/sub/remove.txt")).toBe("to remove");
+    const again = await files(child, "/object/pics/a.png");
+    expect(new Uint8Array(await again.arrayBuffer())).toEqual(binary(200_000));
+  });
+
+  it("a copy that fails half-way: 503, and no fork, no copied bytes left", async () => {
+    const parent = await parentWithFiles();
+    // Flushed now, so that the fork's own flush has nothing to put and only file copies fail.
+    expect((await adminCall(parent, "flush", "POST")).status).toBe(200);
+    const count = async () =>
+      Number(
+        (await testEnv.CATALOG.prepare("SELECT count(*) AS n FROM projects").first<{ n: number }>())?.n ?? 0,
+      );
+    const before = await count();
+    const allKeys = async () => (await testEnv.BUCKET.list({ prefix: "projects/" })).objects.length;
+    const keysBefore = await allKeys();
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      let puts = 0;
+      const real = testEnv.BUCKET;
+      const failing = Object.create(real) as R2Bucket;
+      failing.get = (...args: Parameters<R2Bucket["get"]>) => real.get(...args);
+      failing.put = (...args: Parameters<R2Bucket["put"]>) =>
+        ++puts > 2 ? Promise.reject(new Error("injected put failure")) : real.put(...args);
+      failing.delete = (keys: string | string[]) => real.delete(keys);
+      instance.bucketOverride = failing;
+    });
+    const res = await fork(parent);
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      instance.bucketOverride = null;
+    });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: "HEARTH_STORAGE_UNAVAILABLE" });
+    expect(await count()).toBe(before);
+    expect(await allKeys()).toBe(keysBefore);
+    // The parent is unharmed, and forks once R2 is back.
+    expect(await text(parent, "docs/keep.txt")).toBe("kept");
+    expect((await fork(parent)).status).toBe(201);
+  });
+});
