@@ -12,6 +12,7 @@
  * primary key; another policy. Other tables of the project (other apps' data) are carried
  * over untouched, and a conflict changes nothing.
  */
+import type { ErrorCode } from "../shared/errors.ts";
 import type { ColumnDef, ProjectSchema, TableDef } from "../shared/schema.ts";
 import { tablePolicy } from "../shared/schema.ts";
 import { renderDefault, sameForeignKey } from "./migrate-ddl.ts";
@@ -21,7 +22,7 @@ export type MergeResult =
   | { ok: true; applied: string[]; version: number }
   | {
       ok: false;
-      code: "HEARTH_APP_TABLE_CONFLICT" | "HEARTH_PROJECT_NOT_FOUND";
+      code: ErrorCode;
       message: string;
       details: string;
     };

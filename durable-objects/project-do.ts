@@ -12,6 +12,7 @@ import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.
 import { PRINCIPAL_HEADER, type Principal, TOKEN_HEADER } from "../shared/principal.ts";
 import { drain, readJsonBody } from "../shared/rest/bodies.ts";
 import type { TableDef } from "../shared/schema.ts";
+import { guardCatalog } from "../workers/catalog/guard.ts";
 import type { Env } from "../workers/env.ts";
 import { forgetGrant } from "../workers/oauth/grant-check.ts";
 import { prepareWrite } from "./cold/cold-read.ts";
@@ -233,6 +234,11 @@ export class ProjectDO extends DurableObject<Env> {
     return this.bucketOverride ?? this.env.BUCKET;
   }
 
+  /** The catalog on the request path: an outage is 503 HEARTH_CATALOG_UNAVAILABLE (workers/catalog/guard.ts). */
+  private get catalog(): D1Database {
+    return guardCatalog(this.catalogOverride ?? this.env.CATALOG);
+  }
+
   private flushContext() {
     return {
       sql: this.ctx.storage.sql,
@@ -332,9 +338,15 @@ export class ProjectDO extends DurableObject<Env> {
         console.error("freeze: the WAL tail could not be saved; the project stays awake", err);
         return;
       }
-      await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = ? WHERE id = ?")
-        .bind(new Date().toISOString(), projectId)
-        .run();
+      try {
+        await this.catalog
+          .prepare("UPDATE projects SET frozen_at = ? WHERE id = ?")
+          .bind(new Date().toISOString(), projectId)
+          .run();
+      } catch (err) {
+        console.error("freeze: the catalog is unavailable; the project stays awake", err);
+        return;
+      }
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
       this.alarmSet = false;
@@ -351,13 +363,13 @@ export class ProjectDO extends DurableObject<Env> {
    */
   private async wake(projectId: string): Promise<void> {
     if (!this.env.PROJECT.idFromName(projectId).equals(this.ctx.id)) return;
-    const project = await this.env.CATALOG.prepare("SELECT manifest_version AS v FROM projects WHERE id = ?")
+    const project = await this.catalog
+      .prepare("SELECT manifest_version AS v FROM projects WHERE id = ?")
       .bind(projectId)
       .first<{ v: number }>();
     if (!project) return;
-    const keys = await this.env.CATALOG.prepare(
-      "SELECT id, role FROM api_keys WHERE project_id = ? AND revoked_at IS NULL",
-    )
+    const keys = await this.catalog
+      .prepare("SELECT id, role FROM api_keys WHERE project_id = ? AND revoked_at IS NULL")
       .bind(projectId)
       .all<{ id: string; role: "anon" | "service" }>();
     const manifest = project.v > 0 ? await readManifest(this.bucket, projectId, project.v) : null;
@@ -372,10 +384,14 @@ export class ProjectDO extends DurableObject<Env> {
         this.files.reset();
         restoredFiles = true;
       }
-      await this.env.CATALOG.prepare("UPDATE projects SET frozen_at = NULL WHERE id = ?")
-        .bind(projectId)
-        .run();
     });
+    // Only a marker for operators: awake with it still set is harmless, and a throw inside
+    // blockConcurrencyWhile would reset the object.
+    await this.catalog
+      .prepare("UPDATE projects SET frozen_at = NULL WHERE id = ?")
+      .bind(projectId)
+      .run()
+      .catch((err) => console.error("wake: frozen_at not cleared (catalog unavailable)", err));
     // Restored once: a later wake must not bring back rows changed since (storage/archive.ts).
     if (restoredFiles) await this.bucket.delete(filesArchiveKey(projectId));
   }
@@ -555,7 +571,14 @@ export class ProjectDO extends DurableObject<Env> {
    */
   async mergeTables(projectId: string, tables: Record<string, TableDef>): Promise<MergeResult> {
     // A frozen project wakes first: its schema lives in its manifest until then.
-    if (this.state.projectId === null) await this.wake(projectId);
+    if (this.state.projectId === null) {
+      try {
+        await this.wake(projectId);
+      } catch (err) {
+        if (!(err instanceof HearthError)) throw err;
+        return { ok: false, code: err.code, message: err.message, details: err.details ?? "" };
+      }
+    }
     if (this.state.projectId !== projectId) {
       return {
         ok: false,
@@ -760,7 +783,7 @@ export class ProjectDO extends DurableObject<Env> {
   }
 
   private async snapshot(asOf: string): Promise<Manifest> {
-    const version = await resolveSnapshot(this.env.CATALOG, this.state.projectId ?? "", asOf);
+    const version = await resolveSnapshot(this.catalog, this.state.projectId ?? "", asOf);
     return this.cold.snapshot(version);
   }
 

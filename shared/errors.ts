@@ -55,6 +55,7 @@ export const ERROR_STATUS = {
   HEARTH_IMPORT_NOT_EMPTY: 409, // POST /import into a project whose tables hold rows
   HEARTH_APP_TABLE_CONFLICT: 409, // consent: the project has an app's table with another definition
   HEARTH_STORAGE_UNAVAILABLE: 503, // R2 failed after retries; nothing was changed
+  HEARTH_CATALOG_UNAVAILABLE: 503, // D1 failed on the request path (auth, grants, projects); nothing was changed, retry-after
   HEARTH_SNAPSHOT_NOT_FOUND: 404, // as_of names a manifest version or time not kept (retention)
   HEARTH_FLUSH_CONFLICT: 409, // another flush committed the next manifest version first
   HEARTH_COLD_SCAN_TOO_LARGE: 413, // a query would merge more flushed rows than one statement can carry
@@ -125,9 +126,27 @@ export class HearthError extends Error {
   }
 }
 
+/**
+ * The HearthError behind `err`: itself, or one a library wrapped in its `cause` chain
+ * (drizzle wraps every failed query, the catalog's 503 included).
+ */
+export function hearthErrorIn(err: unknown): HearthError | null {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof HearthError) return e;
+  }
+  return null;
+}
+
+/** `retry-after` for errors that say when to come back (rate limits, an unavailable catalog). */
+export function retryAfterOf(err: unknown): Record<string, string> {
+  const s = (hearthErrorIn(err) as { retryAfterSeconds?: unknown } | null)?.retryAfterSeconds;
+  return typeof s === "number" && Number.isFinite(s) ? { "retry-after": String(Math.ceil(s)) } : {};
+}
+
 /** Body and status for anything thrown; unknown errors become a generic 500. */
 export function toErrorResponseParts(err: unknown): { status: number; body: ErrorBody; expected: boolean } {
-  if (err instanceof HearthError) return { status: err.status, body: err.toBody(), expected: true };
+  const known = hearthErrorIn(err);
+  if (known) return { status: known.status, body: known.toBody(), expected: true };
   return {
     status: 500,
     body: {
@@ -147,13 +166,14 @@ export function errorResponse(
   requestId: string,
   extraHeaders: Record<string, string> = {},
 ): Response {
-  const { status, body } = toErrorResponseParts(err);
-  if (status >= 500 && !(err instanceof HearthError)) {
+  const { status, body, expected } = toErrorResponseParts(err);
+  if (status >= 500 && !expected) {
     console.error(`[${requestId}] unexpected error`, err);
   }
   const headers: Record<string, string> = {
     "content-type": "application/json; charset=utf-8",
     [REQUEST_ID_HEADER]: requestId,
+    ...retryAfterOf(err),
     ...extraHeaders,
   };
   if (status === 401) {

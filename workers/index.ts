@@ -10,8 +10,9 @@ import { projectsRoutes } from "./admin/projects.ts";
 import { appsRoutes } from "./apps/routes.ts";
 import { mailboxRoutes } from "./auth/mailer.ts";
 import { authRoutes } from "./auth/routes.ts";
+import { withGuardedCatalog } from "./catalog/guard.ts";
 import { readConfig } from "./config.ts";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, Env } from "./env.ts";
 import { oauthRoutes } from "./oauth/routes.ts";
 import { forwardToProject } from "./project/forward.ts";
 import { storageRoutes } from "./storage/routes.ts";
@@ -100,4 +101,8 @@ app.onError((err, c) => {
   return errorResponse(err, requestId);
 });
 
-export default app;
+// Every route sees the catalog through its guard: an outage is 503, not 500 (catalog/guard.ts).
+export default {
+  fetch: (request: Request, env: Env, ctx?: ExecutionContext) =>
+    app.fetch(request, withGuardedCatalog(env), ctx),
+};

@@ -2,7 +2,7 @@
  * Storage failures as values (they cross the RPC boundary) and their Supabase Storage
  * names: storage-js shows `message`, and `error` is the name Supabase users know.
  */
-import { ERROR_STATUS, type ErrorCode, HearthError } from "../../shared/errors.ts";
+import { ERROR_STATUS, type ErrorCode, HearthError, hearthErrorIn } from "../../shared/errors.ts";
 import type { StorageFailure } from "./types.ts";
 
 const SUPABASE_NAME: Partial<Record<ErrorCode, string>> = {
@@ -62,9 +62,10 @@ export function storageErrorBody(err: unknown): {
 } {
   let f: StorageFailure;
   let hint: string | null = null;
-  if (err instanceof HearthError) {
-    f = failure(err.code, err.message, err.status);
-    hint = err.hint;
+  const known = hearthErrorIn(err); // drizzle wraps the catalog's 503 in its own error
+  if (known) {
+    f = failure(known.code, known.message, known.status);
+    hint = known.hint;
   } else if (err instanceof StorageFault) f = failure(err.code, err.message);
   else
     f = failure("HEARTH_INTERNAL", "Internal error: the request could not be completed. It has been logged.");

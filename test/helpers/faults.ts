@@ -33,3 +33,31 @@ export function catalogDown(): D1Database {
   const statement = { bind: () => statement, run: fail, all: fail, first: fail, raw: fail };
   return { prepare: () => statement, batch: fail, exec: fail } as unknown as D1Database;
 }
+
+/**
+ * `real`, except that every call after the first `ok` fails (run, all, first, raw, batch,
+ * exec each count one): sweeping `ok` from 0 up makes D1 fail at each call a request makes.
+ */
+export function catalogFailingAfter(real: D1Database, ok: number): D1Database {
+  let calls = 0;
+  const gate = <T>(op: () => Promise<T>): Promise<T> =>
+    calls++ < ok ? op() : Promise.reject(new Error("injected D1 failure"));
+  const inner = new WeakMap<object, D1PreparedStatement>();
+  const wrap = (s: D1PreparedStatement): D1PreparedStatement => {
+    const w = {
+      bind: (...values: unknown[]) => wrap(s.bind(...values)),
+      run: () => gate(() => s.run()),
+      all: () => gate(() => s.all()),
+      first: (column?: string) => gate(() => (column === undefined ? s.first() : s.first(column))),
+      raw: (opts?: { columnNames: true }) => gate(() => (opts ? s.raw(opts) : s.raw())),
+    } as unknown as D1PreparedStatement;
+    inner.set(w, s);
+    return w;
+  };
+  return {
+    prepare: (query: string) => wrap(real.prepare(query)),
+    batch: (statements: D1PreparedStatement[]) =>
+      gate(() => real.batch(statements.map((s) => inner.get(s) ?? s))),
+    exec: (query: string) => gate(() => real.exec(query)),
+  } as unknown as D1Database;
+}

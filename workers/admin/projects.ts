@@ -80,29 +80,36 @@ export async function createProject(
   const signed = await Promise.all(
     keyRows.map((k) => signKey(secret, { ref: id, role: k.role, jti: k.id, iat: issuedAt })),
   );
-  await env.PROJECT.get(env.PROJECT.idFromName(id)).init(id, keyRows);
+  const stub = env.PROJECT.get(env.PROJECT.idFromName(id));
+  await stub.init(id, keyRows);
   const db = drizzle(env.CATALOG);
   const createdAt = new Date().toISOString();
-  await db.batch([
-    db.insert(projects).values({
-      id,
-      name: opts.name,
-      ownerAccountId: opts.ownerAccountId,
-      personal: opts.personal,
-      createdAt,
-    }),
-    db.insert(apiKeys).values(
-      await Promise.all(
-        keyRows.map(async (k, i) => ({
-          id: k.id,
-          projectId: id,
-          role: k.role,
-          keyHash: await sha256Hex(signed[i]!),
-          issuedAt,
-        })),
-      ),
-    ),
-  ]);
+  const keyValues = await Promise.all(
+    keyRows.map(async (k, i) => ({
+      id: k.id,
+      projectId: id,
+      role: k.role,
+      keyHash: await sha256Hex(signed[i]!),
+      issuedAt,
+    })),
+  );
+  // The catalog rows make the project exist. If they cannot be written (D1 down: 503), the
+  // object initialised above is emptied again, so no half-made project is left behind.
+  await db
+    .batch([
+      db.insert(projects).values({
+        id,
+        name: opts.name,
+        ownerAccountId: opts.ownerAccountId,
+        personal: opts.personal,
+        createdAt,
+      }),
+      db.insert(apiKeys).values(keyValues),
+    ])
+    .catch(async (err) => {
+      await stub.destroy().catch((e) => console.error(`project ${id}: emptying its object failed`, e));
+      throw err;
+    });
   return {
     id,
     name: opts.name,

@@ -4,7 +4,7 @@
  * older clients read `error_code`), and request bodies validated with zod into clear 4xx.
  */
 import type { z } from "zod";
-import { HearthError, REQUEST_ID_HEADER } from "../../shared/errors.ts";
+import { HearthError, hearthErrorIn, REQUEST_ID_HEADER, retryAfterOf } from "../../shared/errors.ts";
 
 export const API_VERSION_HEADER = "X-Supabase-Api-Version";
 export const API_VERSION = "2024-01-01";
@@ -70,9 +70,11 @@ export function authErrorResponse(err: unknown, requestId: string): Response {
     ({ status, code, extra } = err);
     msg = err.message;
     Object.assign(headers, err.headers);
-  } else if (err instanceof HearthError) {
-    ({ status, code } = err);
-    msg = err.message;
+  } else if (hearthErrorIn(err)) {
+    const known = hearthErrorIn(err)!;
+    ({ status, code } = known);
+    msg = known.message;
+    Object.assign(headers, retryAfterOf(known));
   } else {
     console.error(`[${requestId}] unexpected error`, err);
   }

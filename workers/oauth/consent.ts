@@ -5,9 +5,10 @@
  * conflict leaves nothing behind.
  */
 import { HearthError } from "../../shared/errors.ts";
+import { CatalogUnavailableError } from "../catalog/guard.ts";
 import type { Env } from "../env.ts";
 import { type AuthorizeRequest, errorRedirect, redirectTo } from "./authorize-request.ts";
-import { grantableProject, issueCode, upsertGrant } from "./grants.ts";
+import { grantableProject, grantWithCode } from "./grants.ts";
 
 export async function decide(
   env: Env,
@@ -34,23 +35,16 @@ export async function decide(
     req.app.schema.tables,
   );
   if (!merged.ok) {
+    if (merged.code === "HEARTH_CATALOG_UNAVAILABLE") throw new CatalogUnavailableError(merged.message);
     throw new HearthError(merged.code, merged.message, {
       details: merged.details,
       hint: "The app declares a table the project already has with another definition; nothing was changed.",
     });
   }
-  const grantId = await upsertGrant(env, {
-    accountId,
-    clientId: req.app.clientId,
-    projectId,
-    scopes: req.scopes,
-  });
-  const code = await issueCode(env, {
-    grantId,
-    clientId: req.app.clientId,
-    redirectUri: req.redirectUri,
-    codeChallenge: req.codeChallenge,
-    scopes: req.scopes,
-  });
+  const code = await grantWithCode(
+    env,
+    { accountId, clientId: req.app.clientId, projectId, scopes: req.scopes },
+    { redirectUri: req.redirectUri, codeChallenge: req.codeChallenge },
+  );
   return redirectTo(req.redirectUri, { code, state: req.state });
 }

@@ -4,6 +4,7 @@
  * stored as SHA-256 only.
  */
 import { and, eq, isNull } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import { drizzle } from "drizzle-orm/d1";
 import { sha256Hex } from "../auth/keys.ts";
 import { oauthCodes, oauthRefreshTokens } from "../catalog/oauth-schema.ts";
@@ -45,9 +46,14 @@ export async function grantableProject(env: Env, accountId: string, projectId: s
   return m?.role === "admin" ? p.id : null;
 }
 
-export async function upsertGrant(
+/**
+ * Creates the grant or adds the scopes to the live one, and issues a one-time code for it:
+ * one D1 batch, so a catalog failure leaves neither a grant nor a code (the user retries).
+ */
+export async function grantWithCode(
   env: Env,
   g: { accountId: string; clientId: string; projectId: string; scopes: string[] },
+  c: { redirectUri: string; codeChallenge: string },
 ): Promise<string> {
   const db = drizzle(env.CATALOG);
   const [live] = await db
@@ -61,39 +67,34 @@ export async function upsertGrant(
         isNull(grants.revokedAt),
       ),
     );
-  if (live) {
-    const scopes = unionScopes(live.scopes.split(" "), g.scopes).join(" ");
-    if (scopes !== live.scopes) await db.update(grants).set({ scopes }).where(eq(grants.id, live.id));
-    return live.id;
-  }
-  const id = crypto.randomUUID();
-  await db.insert(grants).values({
-    id,
-    accountId: g.accountId,
-    clientId: g.clientId,
-    projectId: g.projectId,
-    scopes: g.scopes.join(" "),
-    createdAt: new Date().toISOString(),
-  });
-  return id;
-}
-
-export async function issueCode(
-  env: Env,
-  c: { grantId: string; clientId: string; redirectUri: string; codeChallenge: string; scopes: string[] },
-): Promise<string> {
+  const grantId = live?.id ?? crypto.randomUUID();
   const code = randomToken("hc_");
-  await drizzle(env.CATALOG)
-    .insert(oauthCodes)
-    .values({
-      codeHash: await sha256Hex(code),
-      grantId: c.grantId,
-      clientId: c.clientId,
-      redirectUri: c.redirectUri,
-      codeChallenge: c.codeChallenge,
-      scopes: c.scopes.join(" "),
-      expiresAt: Date.now() + CODE_TTL_MS,
-    });
+  const insertCode = db.insert(oauthCodes).values({
+    codeHash: await sha256Hex(code),
+    grantId,
+    clientId: g.clientId,
+    redirectUri: c.redirectUri,
+    codeChallenge: c.codeChallenge,
+    scopes: g.scopes.join(" "),
+    expiresAt: Date.now() + CODE_TTL_MS,
+  });
+  if (!live) {
+    await db.batch([
+      db.insert(grants).values({
+        id: grantId,
+        accountId: g.accountId,
+        clientId: g.clientId,
+        projectId: g.projectId,
+        scopes: g.scopes.join(" "),
+        createdAt: new Date().toISOString(),
+      }),
+      insertCode,
+    ]);
+    return code;
+  }
+  const scopes = unionScopes(live.scopes.split(" "), g.scopes).join(" ");
+  if (scopes === live.scopes) await insertCode;
+  else await db.batch([db.update(grants).set({ scopes }).where(eq(grants.id, live.id)), insertCode]);
   return code;
 }
 
@@ -107,37 +108,41 @@ export interface TokenResponse {
   project_url: string;
 }
 
-/** A new access token and a new refresh token in the chain `family`. */
-export async function issueTokens(
+/**
+ * A new access token and a new refresh token in the chain `family`: the answer, and the
+ * insert that makes the refresh token exist. The caller runs the insert in one D1 batch with
+ * the change that spends what was presented (the code, the old refresh token), so a catalog
+ * failure leaves both as they were and the client may simply retry.
+ */
+export async function prepareTokens(
   env: Env,
   origin: string,
   grant: Grant,
   scopes: string[],
   family: string,
-): Promise<TokenResponse> {
+): Promise<{ insert: BatchItem<"sqlite">; tokenHash: string; response: TokenResponse }> {
   const refresh = randomToken("hr_");
+  const tokenHash = await sha256Hex(refresh);
   const now = Date.now();
-  const [access] = await Promise.all([
-    signAppToken(readConfig(env).jwtSecret, {
-      accountId: grant.accountId,
-      clientId: grant.clientId,
+  const access = await signAppToken(readConfig(env).jwtSecret, {
+    accountId: grant.accountId,
+    clientId: grant.clientId,
+    grantId: grant.id,
+    scopes,
+    projectId: grant.projectId,
+  });
+  const insert = drizzle(env.CATALOG)
+    .insert(oauthRefreshTokens)
+    .values({
+      tokenHash,
       grantId: grant.id,
-      scopes,
-      projectId: grant.projectId,
-    }),
-    drizzle(env.CATALOG)
-      .insert(oauthRefreshTokens)
-      .values({
-        tokenHash: await sha256Hex(refresh),
-        grantId: grant.id,
-        clientId: grant.clientId,
-        family,
-        scopes: scopes.join(" "),
-        createdAt: new Date(now).toISOString(),
-        expiresAt: now + REFRESH_TOKEN_TTL_MS,
-      }),
-  ]);
-  return {
+      clientId: grant.clientId,
+      family,
+      scopes: scopes.join(" "),
+      createdAt: new Date(now).toISOString(),
+      expiresAt: now + REFRESH_TOKEN_TTL_MS,
+    });
+  const response: TokenResponse = {
     access_token: access,
     token_type: "Bearer",
     expires_in: ACCESS_TOKEN_TTL_S,
@@ -146,6 +151,7 @@ export async function issueTokens(
     project_id: grant.projectId,
     project_url: `${origin}/p/${grant.projectId}`,
   };
+  return { insert, tokenHash, response };
 }
 
 export async function loadGrant(env: Env, id: string): Promise<Grant | null> {

@@ -10,7 +10,7 @@ import { type App, loadApp } from "../apps/store.ts";
 import { sha256Hex } from "../auth/keys.ts";
 import { oauthCodes, oauthRefreshTokens } from "../catalog/oauth-schema.ts";
 import type { AppEnv, Env } from "../env.ts";
-import { type Grant, issueTokens, loadGrant, revokeRefreshTokens } from "./grants.ts";
+import { type Grant, loadGrant, prepareTokens, revokeRefreshTokens } from "./grants.ts";
 import { OAuthError, oauthErrorResponse } from "./oauth-error.ts";
 import { CODE_VERIFIER, s256, sameHash } from "./tokens.ts";
 
@@ -106,15 +106,30 @@ async function exchangeCode(env: Env, origin: string, app: App, form: Form) {
   if ((await s256(verifier)) !== row.codeChallenge)
     throw new OAuthError("invalid_grant", "code_verifier does not match the code_challenge");
   const grant = await liveGrant(env, row.grantId);
-  // Consume atomically: of two concurrent exchanges, only one sees used_at still null.
-  const consumed = await db
-    .update(oauthCodes)
-    .set({ usedAt: new Date().toISOString() })
-    .where(and(eq(oauthCodes.codeHash, codeHash), isNull(oauthCodes.usedAt)))
-    .returning({ codeHash: oauthCodes.codeHash });
-  if (consumed.length === 0)
+  const tokens = await prepareTokens(env, origin, grant, row.scopes.split(" "), codeHash);
+  // Consume atomically: of two concurrent exchanges, only one sees used_at still null. The
+  // refresh token is written in the same batch: both happen, or (D1 down) neither.
+  const [consumed] = await db.batch([
+    db
+      .update(oauthCodes)
+      .set({ usedAt: new Date().toISOString() })
+      .where(and(eq(oauthCodes.codeHash, codeHash), isNull(oauthCodes.usedAt)))
+      .returning({ codeHash: oauthCodes.codeHash }),
+    tokens.insert,
+  ]);
+  if (consumed.length === 0) {
+    await forgetRefreshToken(env, tokens.tokenHash);
     throw new OAuthError("invalid_grant", "The authorization code has already been used");
-  return issueTokens(env, origin, grant, row.scopes.split(" "), codeHash);
+  }
+  return tokens.response;
+}
+
+/** The refresh token of a lost race: nobody was given it; removed so it cannot linger. */
+async function forgetRefreshToken(env: Env, tokenHash: string): Promise<void> {
+  await drizzle(env.CATALOG)
+    .delete(oauthRefreshTokens)
+    .where(eq(oauthRefreshTokens.tokenHash, tokenHash))
+    .catch((err) => console.error("an unused refresh token was not removed", err));
 }
 
 async function refresh(env: Env, origin: string, app: App, form: Form) {
@@ -144,19 +159,27 @@ async function refresh(env: Env, origin: string, app: App, form: Form) {
     scopes = [...new Set(asked)].sort();
   }
   const grant = await liveGrant(env, row.grantId);
-  const rotated = await db
-    .update(oauthRefreshTokens)
-    .set({ rotatedAt: new Date().toISOString() })
-    .where(
-      and(
-        eq(oauthRefreshTokens.tokenHash, tokenHash),
-        isNull(oauthRefreshTokens.rotatedAt),
-        isNull(oauthRefreshTokens.revokedAt),
-      ),
-    )
-    .returning({ tokenHash: oauthRefreshTokens.tokenHash });
-  if (rotated.length === 0) throw new OAuthError("invalid_grant", "The refresh token was already used");
-  return issueTokens(env, origin, grant, scopes, row.family);
+  const tokens = await prepareTokens(env, origin, grant, scopes, row.family);
+  // Rotation and the new token in one batch: a D1 failure leaves the presented token usable.
+  const [rotated] = await db.batch([
+    db
+      .update(oauthRefreshTokens)
+      .set({ rotatedAt: new Date().toISOString() })
+      .where(
+        and(
+          eq(oauthRefreshTokens.tokenHash, tokenHash),
+          isNull(oauthRefreshTokens.rotatedAt),
+          isNull(oauthRefreshTokens.revokedAt),
+        ),
+      )
+      .returning({ tokenHash: oauthRefreshTokens.tokenHash }),
+    tokens.insert,
+  ]);
+  if (rotated.length === 0) {
+    await forgetRefreshToken(env, tokens.tokenHash);
+    throw new OAuthError("invalid_grant", "The refresh token was already used");
+  }
+  return tokens.response;
 }
 
 export async function tokenEndpoint(c: Context<AppEnv>): Promise<Response> {

@@ -8,7 +8,7 @@
 
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { HearthError } from "../../shared/errors.ts";
+import { HearthError, hearthErrorIn, retryAfterOf } from "../../shared/errors.ts";
 import { liveGrants, revokeOwnGrant } from "../account/grants.ts";
 import { visibleProject } from "../admin/access.ts";
 import { revokeSessions } from "../auth/sessions.ts";
@@ -189,9 +189,17 @@ meRoutes.all("*", () => {
 
 meRoutes.onError((err, c) => {
   const signedIn = c.req.header("cookie")?.includes(`${ME_COOKIE.name}=`) ?? false;
-  if (err instanceof HearthError || err instanceof PageDataError) {
-    const title = err.status === 404 ? "Not found" : err.status === 403 ? "Not allowed" : "Request refused";
-    return c.html(errorPage(title, err.message, signedIn), err.status as 400);
+  const known = err instanceof PageDataError ? err : hearthErrorIn(err);
+  if (known) {
+    const title =
+      known.status === 404
+        ? "Not found"
+        : known.status === 403
+          ? "Not allowed"
+          : known.status === 503
+            ? "Try again in a moment"
+            : "Request refused";
+    return c.html(errorPage(title, known.message, signedIn), known.status as 400, retryAfterOf(known));
   }
   console.error(`[${c.get("requestId")}] /me failed`, err);
   return c.html(errorPage("Something went wrong", "The page could not be shown; try again.", signedIn), 500);

@@ -1,0 +1,262 @@
+/**
+ * The catalog (D1) failing on the request path, outside any flush: authentication of account
+ * tokens, a frozen project's wake, project creation, consent and the OAuth token endpoint.
+ * Every refusal is 503 HEARTH_CATALOG_UNAVAILABLE with retry-after (never a 500), nothing is
+ * half-done, and once D1 is back the same request succeeds. Requests that only need a
+ * project key never touch D1 and go on while it is down.
+ *
+ * The gateway is called with an env whose CATALOG fails (catalogDown), or fails from its n-th
+ * call on (catalogFailingAfter, swept over n so the failure lands at each call in turn).
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { ProjectDO } from "../durable-objects/project-do.ts";
+import type { Env } from "../workers/env.ts";
+import worker from "../workers/index.ts";
+import { ADMIN_KEY, adminCall, createProject, ORIGIN, putSchema, type TestProject } from "./helpers/api.ts";
+import { catalogDown, catalogFailingAfter, stubOf } from "./helpers/faults.ts";
+import {
+  type Api,
+  authorize,
+  codeFrom,
+  connectApp,
+  createOwnedProject,
+  listGrants,
+  pkce,
+  REDIRECT_URI,
+  registerApp,
+  signup,
+  tokenRequest,
+} from "./helpers/oauth.ts";
+
+const realCatalog = (env as unknown as Env).CATALOG;
+
+/** The gateway as a client sees it, with `catalog` as its D1. */
+function apiWith(catalog: D1Database): Api {
+  const e = { ...(env as unknown as Env), CATALOG: catalog };
+  return { origin: ORIGIN, fetch: async (url, init) => worker.fetch(new Request(url, init), e) };
+}
+const up = apiWith(realCatalog);
+const down = apiWith(catalogDown());
+
+/** 503 HEARTH_CATALOG_UNAVAILABLE with retry-after; `field` is where the body carries the code. */
+async function expectUnavailable(res: Response, field: "code" | "error_code" = "code"): Promise<void> {
+  const text = await res.text();
+  expect(res.status, text).toBe(503);
+  expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+  expect(JSON.parse(text)[field]).toBe("HEARTH_CATALOG_UNAVAILABLE");
+}
+
+/**
+ * Sends `request` with D1 failing from its 0th, 1st, 2nd, … call until it succeeds; after
+ * each refusal `clean` checks (with D1 up) that nothing was left half-done. Returns the
+ * successful answer and how many refusals came first.
+ */
+async function sweep(
+  request: (api: Api) => Promise<Response>,
+  clean: () => Promise<void>,
+  ok: (res: Response) => boolean,
+): Promise<{ res: Response; refused: number }> {
+  for (let n = 0; n < 30; n++) {
+    const res = await request(apiWith(catalogFailingAfter(realCatalog, n)));
+    if (ok(res)) return { res, refused: n };
+    await expectUnavailable(res, res.headers.get("x-supabase-api-version") ? "error_code" : "code");
+    await clean();
+  }
+  throw new Error("still refused after 30 catalog calls");
+}
+
+const NOTES = {
+  tables: { notes: { columns: { id: { type: "integer", primaryKey: true }, body: { type: "text" } } } },
+};
+
+async function rowsOf(p: TestProject): Promise<unknown[]> {
+  const res = await up.fetch(`${p.url}/rest/v1/notes?select=id,body&order=id`, {
+    headers: { apikey: p.serviceKey },
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as unknown[];
+}
+
+describe("the catalog down on the request path", () => {
+  it("project keys need no catalog: anon reads and service writes go on", async () => {
+    const p = await createProject("keys-only");
+    expect(
+      (
+        await putSchema(p, {
+          tables: { notes: { ...NOTES.tables.notes, policy: { read: "public", write: "service" } } },
+        })
+      ).status,
+    ).toBe(200);
+    const write = await down.fetch(`${p.url}/rest/v1/notes`, {
+      method: "POST",
+      headers: { apikey: p.serviceKey, "content-type": "application/json" },
+      body: JSON.stringify({ id: 1, body: "while D1 is down" }),
+    });
+    expect(write.status, await write.clone().text()).toBe(201);
+    const read = await down.fetch(`${p.url}/rest/v1/notes?select=body`, { headers: { apikey: p.anonKey } });
+    expect(await read.json()).toEqual([{ body: "while D1 is down" }]);
+  });
+
+  it("an account's token: reads and writes are refused 503 with nothing written, then succeed", async () => {
+    const owner = await signup(up, "d1-owner");
+    const p = await createOwnedProject(up, owner.accessToken, "d1-owned");
+    expect((await putSchema(p, NOTES)).status).toBe(200);
+    const auth = { authorization: `Bearer ${owner.accessToken}`, apikey: p.anonKey };
+    const write = (api: Api) =>
+      api.fetch(`${p.url}/rest/v1/notes`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ id: 7, body: "once" }),
+      });
+    const read = (api: Api) => api.fetch(`${p.url}/rest/v1/notes?select=id,body`, { headers: auth });
+    await expectUnavailable(await read(down));
+    await expectUnavailable(await write(down));
+    expect(await rowsOf(p)).toEqual([]);
+    // The session check and the membership lookup: a failure at either is refused alike.
+    const { refused } = await sweep(
+      write,
+      async () => expect(await rowsOf(p)).toEqual([]),
+      (r) => r.status === 201,
+    );
+    expect(refused).toBeGreaterThanOrEqual(1);
+    expect(await (await read(up)).json()).toEqual([{ id: 7, body: "once" }]);
+  });
+
+  it("a frozen project wakes only with its catalog: 503 until it is back, then the same rows", async () => {
+    const p = await createProject("d1-frozen");
+    expect((await putSchema(p, NOTES)).status).toBe(200);
+    const ins = await up.fetch(`${p.url}/rest/v1/notes`, {
+      method: "POST",
+      headers: { apikey: p.serviceKey, "content-type": "application/json" },
+      body: JSON.stringify([
+        { id: 1, body: "a" },
+        { id: 2, body: "b" },
+      ]),
+    });
+    expect(ins.status).toBe(201);
+    expect((await adminCall(p, "freeze")).status).toBe(200);
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.catalogOverride = catalogDown();
+    });
+    const read = () =>
+      up.fetch(`${p.url}/rest/v1/notes?select=id,body&order=id`, { headers: { apikey: p.anonKey } });
+    await expectUnavailable(await read());
+    await expectUnavailable(await read());
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      instance.catalogOverride = null;
+    });
+    expect(await rowsOf(p)).toEqual([
+      { id: 1, body: "a" },
+      { id: 2, body: "b" },
+    ]);
+  });
+
+  it("creating a project: a failure at any catalog call leaves no project behind; the retry creates one", async () => {
+    const owner = await signup(up, "d1-creator");
+    const listed = async () => {
+      const res = await up.fetch(`${ORIGIN}/v1/projects`, {
+        headers: { authorization: `Bearer ${owner.accessToken}` },
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { name: string }[]).map((p) => p.name).sort();
+    };
+    const before = await listed();
+    const create = (api: Api) =>
+      api.fetch(`${ORIGIN}/v1/projects`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${owner.accessToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "made-while-flaky" }),
+      });
+    const { res, refused } = await sweep(
+      create,
+      async () => expect(await listed()).toEqual(before),
+      (r) => r.status === 201,
+    );
+    // the session check (cached once it succeeds), the account lookup, the batch writing the rows
+    expect(refused).toBeGreaterThanOrEqual(2);
+    expect(await listed()).toEqual([...before, "made-while-flaky"].sort());
+    const made = (await res.json()) as TestProject;
+    expect((await putSchema(made, NOTES)).status).toBe(200);
+    // The admin key needs no catalog to be recognised; the write itself does.
+    await expectUnavailable(
+      await down.fetch(`${ORIGIN}/v1/projects`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "never" }),
+      }),
+    );
+    const all = await up.fetch(`${ORIGIN}/v1/projects`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(((await all.json()) as { name: string }[]).some((p) => p.name === "never")).toBe(false);
+  });
+
+  it("consent and the token endpoint: a failure at any call leaves no grant, code or spent token; the retry works", async () => {
+    const dev = await signup(up, "d1-dev");
+    const user = await signup(up, "d1-user");
+    const app = await registerApp(up, dev.accessToken, "d1-app", {
+      "com.example.d1items": { columns: { id: { type: "integer", primaryKey: true } } },
+    });
+    const { verifier, challenge } = await pkce();
+    const grants = async () =>
+      (await listGrants(up, user.accessToken)).filter((g) => g.app.clientId === app.clientId);
+
+    // Consent: the grant and its code are one batch, so a refusal leaves no grant.
+    const consent = await sweep(
+      (api) =>
+        authorize(api, user.accessToken, {
+          clientId: app.clientId,
+          scope: "db:com.example.d1items:read",
+          challenge,
+        }),
+      async () => expect(await grants()).toEqual([]),
+      (r) => r.status === 302,
+    );
+    expect(consent.refused).toBeGreaterThanOrEqual(3);
+    const code = await codeFrom(consent.res);
+    expect(await grants()).toHaveLength(1);
+
+    // Exchange: the code is spent and the refresh token written together, or neither.
+    const exchange = (api: Api) =>
+      tokenRequest(api, {
+        grant_type: "authorization_code",
+        code,
+        redirect_uri: REDIRECT_URI,
+        client_id: app.clientId,
+        code_verifier: verifier,
+      });
+    const exchanged = await sweep(
+      exchange,
+      async () => {},
+      (r) => r.status === 200,
+    );
+    expect(exchanged.refused).toBeGreaterThanOrEqual(3);
+    const tokens = (await exchanged.res.json()) as { access_token: string; refresh_token: string };
+
+    // Refresh: a refused rotation leaves the presented token usable.
+    const refresh = (api: Api) =>
+      tokenRequest(api, {
+        grant_type: "refresh_token",
+        refresh_token: tokens.refresh_token,
+        client_id: app.clientId,
+      });
+    const refreshed = await sweep(
+      refresh,
+      async () => {},
+      (r) => r.status === 200,
+    );
+    expect(refreshed.refused).toBeGreaterThanOrEqual(2);
+    await refreshed.res.body?.cancel();
+    // The app's token works once D1 answers (its grant is checked there).
+    const res = await up.fetch(`${ORIGIN}/p/${(await grants())[0]!.projectId}/rest/v1/com.example.d1items`, {
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    // The code was spent once, by the exchange that got through (a replay revokes its chain).
+    expect((await exchange(up)).status).toBe(400);
+    // Another connection of the same app still goes through end to end.
+    await connectApp(up, user.accessToken, { clientId: app.clientId, scope: "db:com.example.d1items:read" });
+  });
+});
