@@ -4,7 +4,7 @@
  * older clients read `error_code`), and request bodies validated with zod into clear 4xx.
  */
 import type { z } from "zod";
-import { HearthError, hearthErrorIn, REQUEST_ID_HEADER, retryAfterOf } from "../../shared/errors.ts";
+import { hearthErrorIn, REQUEST_ID_HEADER, retryAfterOf } from "../../shared/errors.ts";
 
 export const API_VERSION_HEADER = "X-Supabase-Api-Version";
 export const API_VERSION = "2024-01-01";
