@@ -1,6 +1,7 @@
 /**
  * WAL retention: how far back a sync cursor can be served from the WAL. A flush trims the
- * WAL (cold/flush.ts calls `trimWal` in the transaction that drops the flushed rows); the
+ * WAL (cold/flush.ts calls `trimWal` in the transaction that drops the flushed rows), and so
+ * does the alarm when nothing flushes (`trimIdleWal`: projects whose changes are files); the
  * entries kept are the union of the newest `changes` and those younger than `ms`, always
  * a suffix of the log, so "every LSN above the floor is present" holds and a cursor at or
  * above the floor catches up exactly. A freeze keeps the tail (archive.ts).

@@ -30,6 +30,8 @@ export const CLIENT_ERROR_CODES = {
   HEARTH_SYNC_CONFIG: "HEARTH_SYNC_CONFIG",
   /** Sync: a read, write or live query on a table the engine does not follow. */
   HEARTH_SYNC_UNKNOWN_TABLE: "HEARTH_SYNC_UNKNOWN_TABLE",
+  /** Sync: a write to a table sync only reads (`storage.objects`, `storage.buckets`). */
+  HEARTH_SYNC_READ_ONLY: "HEARTH_SYNC_READ_ONLY",
   /** Replica: another tab or engine holds this IndexedDB replica (`ReplicaInUseError`). */
   HEARTH_REPLICA_IN_USE: "HEARTH_REPLICA_IN_USE",
 } as const;
