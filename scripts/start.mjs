@@ -12,7 +12,8 @@
  * benchmarks pass a throwaway dir), HEARTH_START_TIMEOUT_MS (how long to wait for /health
  * before warning, 120000), HEARTH_PROJECT_RATE_LIMIT / HEARTH_PROJECT_RATE_BURST (the per-project
  * request rate limit; off unless set here), HEARTH_DEV_PAUSE_AFTER (crash tests: pause each
- * flush at one step, durable-objects/cold/dev-pause.ts). Non-interactive: needs no TTY, works with CI=true.
+ * flush at one step, durable-objects/cold/dev-pause.ts), HEARTH_INSPECTOR_PORT (wrangler's
+ * --inspector-port, for CPU profiles). Non-interactive: needs no TTY, works with CI=true.
  * SIGINT/SIGTERM are forwarded to wrangler; this process exits with wrangler's exit code.
  */
 import { spawn } from "node:child_process";
@@ -108,6 +109,9 @@ const devArgs = [
   ...(process.env.HEARTH_PROJECT_RATE_BURST
     ? ["--var", `HEARTH_PROJECT_RATE_BURST:${process.env.HEARTH_PROJECT_RATE_BURST}`]
     : []),
+  // Profiling: the DevTools inspector on a port of your own (wrangler's default, 9229, goes
+  // to whichever of several local servers starts first).
+  ...(process.env.HEARTH_INSPECTOR_PORT ? ["--inspector-port", process.env.HEARTH_INSPECTOR_PORT] : []),
   // Crash tests only (durable-objects/cold/dev-pause.ts): pause every flush at one step.
   ...(process.env.HEARTH_DEV_PAUSE_AFTER
     ? ["--var", `HEARTH_DEV_PAUSE_AFTER:${process.env.HEARTH_DEV_PAUSE_AFTER}`]

@@ -291,3 +291,64 @@ describe("point reads over flushed rows", () => {
     expect(head.headers.get("content-range")).toBe("0-1/2");
   });
 });
+
+describe("limited reads over flushed rows", () => {
+  it("takes the first rows in key order from segments in key order, and from ones that are not", async () => {
+    // A text key inserted out of order: the segment is in insertion (rowid) order, not key
+    // order, so the early stop of a key-ordered read must not apply to it.
+    const p = await projectWithSchema({
+      tables: {
+        words: { columns: { w: { type: "text", primaryKey: true }, n: { type: "integer" } } },
+        nums: { columns: { id: { type: "integer", primaryKey: true }, n: { type: "integer" } } },
+      },
+    });
+    const words = ["pear", "apple", "zebra", "fig", "kiwi", "date", "mango", "banana"];
+    await rest(p, "/words", { method: "POST", body: words.map((w, n) => ({ w, n })) });
+    await rest(p, "/nums", {
+      method: "POST",
+      body: Array.from({ length: 40 }, (_, i) => ({ id: i + 1, n: i })),
+    });
+    await admin(p, "flush");
+    // A second segment of each, and dead rows in the first: deleted, and updated (now hot).
+    await rest(p, "/words", {
+      method: "POST",
+      body: [
+        { w: "cherry", n: 8 },
+        { w: "aardvark", n: 9 },
+      ],
+    });
+    await rest(p, "/nums", {
+      method: "POST",
+      body: [
+        { id: 0, n: -1 },
+        { id: 41, n: 40 },
+      ],
+    });
+    await admin(p, "flush");
+    await rest(p, "/words?w=eq.apple", { method: "DELETE" });
+    await rest(p, "/nums?id=in.(1,2)", { method: "DELETE" });
+    await rest(p, "/nums?id=eq.3", { method: "PATCH", body: { n: 100 } });
+    const sortedWords = [...words, "cherry", "aardvark"].filter((w) => w !== "apple").sort();
+    expect(await rows(p, "/words?select=w&limit=3")).toEqual(sortedWords.slice(0, 3).map((w) => ({ w })));
+    expect(await rows(p, "/words?select=w&order=w&offset=2&limit=3")).toEqual(
+      sortedWords.slice(2, 5).map((w) => ({ w })),
+    );
+    expect(await rows(p, "/nums?select=id&limit=3")).toEqual([{ id: 0 }, { id: 3 }, { id: 4 }]);
+    expect(await rows(p, "/nums?select=id,n&n=gte.30&order=id&limit=2")).toEqual([
+      { id: 3, n: 100 },
+      { id: 31, n: 30 },
+    ]);
+    expect(await rows(p, "/nums?select=id&order=id.desc&limit=2")).toEqual([{ id: 41 }, { id: 40 }]);
+    const head = await rest(p, "/nums?select=id&limit=1", {
+      method: "HEAD",
+      headers: { prefer: "count=exact" },
+    });
+    expect(head.headers.get("content-range")).toBe("0-0/40");
+    const filtered = await rest(p, "/nums?n=lt.10&limit=1", {
+      method: "HEAD",
+      headers: { prefer: "count=exact" },
+    });
+    // n < 10: ids 1..10 and 0, less 1 and 2 (deleted) and 3 (now n = 100)
+    expect(filtered.headers.get("content-range")).toBe("0-0/8");
+  });
+});

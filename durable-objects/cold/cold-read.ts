@@ -144,7 +144,11 @@ export function rowFilter(level: Level): ((seg: LoadedSegment, i: number) => boo
   const fast = compileConditions(table, conditions);
   if (fast) {
     const bound = new WeakMap<LoadedSegment, (i: number) => boolean>();
+    // Rows are asked for segment by segment: the last segment's test is kept at hand.
+    let lastSeg: LoadedSegment | null = null;
+    let lastTest: (i: number) => boolean = () => false;
     return (seg, i) => {
+      if (seg === lastSeg) return lastTest(i);
       let test = bound.get(seg);
       if (!test) {
         const cols = segmentColumns(table, seg);
@@ -153,6 +157,8 @@ export function rowFilter(level: Level): ((seg: LoadedSegment, i: number) => boo
         test = owners ? (j) => owners[j] === owner && pass(j) : pass;
         bound.set(seg, test);
       }
+      lastSeg = seg;
+      lastTest = test;
       return test(i);
     };
   }
@@ -190,6 +196,7 @@ export async function prepareRead(
   schema: SchemaIndex,
   level: Level,
   snapshot?: Manifest,
+  without?: ReadonlySet<string>,
 ): Promise<ColdRead> {
   const tables = tablesOf(level);
   const root = level.table;
@@ -202,6 +209,8 @@ export async function prepareRead(
       name !== root.name || rootFilters.every((c) => c.type !== "filter" || mayMatch(root, ref, c)),
     ...(keys ? { keys: new Map([[root.name, keys]]) } : {}),
     ...(snapshot ? { manifest: snapshot } : {}),
+    // the root's columns left out (vector search reads its vectors beside the segments)
+    ...(without && rootOnce ? { without: new Map([[root.name, without]]) } : {}),
   });
   return { view, exec: levelExec(sql, view, level) };
 }
@@ -273,18 +282,35 @@ function coldOrder(level: Level): ((a: Cand, b: Cand) => number) | null {
   };
 }
 
-/** The first `k` candidates in `cmp` order (a bounded max-heap: O(n log k)). */
-function topK(cands: Iterable<Cand>, k: number, cmp: (a: Cand, b: Cand) => number): Cand[] {
-  const heap: Cand[] = [];
-  const up = (j: number) => {
-    while (j > 0) {
-      const p = (j - 1) >> 1;
-      if (cmp(heap[j]!, heap[p]!) <= 0) return;
-      [heap[j], heap[p]] = [heap[p]!, heap[j]!];
-      j = p;
+/** The first `k` candidates offered, in `cmp` order (a bounded max-heap: O(n log k)). */
+class TopK {
+  private readonly heap: Cand[] = [];
+  private readonly probe: Cand = { seg: null as unknown as LoadedSegment, i: 0 };
+
+  constructor(
+    private readonly k: number,
+    private readonly cmp: (a: Cand, b: Cand) => number,
+  ) {}
+
+  offer(seg: LoadedSegment, i: number): void {
+    const { heap, cmp } = this;
+    if (heap.length < this.k) {
+      heap.push({ seg, i });
+      let j = heap.length - 1;
+      while (j > 0) {
+        const p = (j - 1) >> 1;
+        if (cmp(heap[j]!, heap[p]!) <= 0) return;
+        [heap[j], heap[p]] = [heap[p]!, heap[j]!];
+        j = p;
+      }
+      return;
     }
-  };
-  const down = (j: number) => {
+    if (this.k === 0) return;
+    this.probe.seg = seg;
+    this.probe.i = i;
+    if (cmp(this.probe, heap[0]!) >= 0) return;
+    heap[0] = { seg, i };
+    let j = 0;
     for (;;) {
       const l = 2 * j + 1;
       const r = l + 1;
@@ -295,47 +321,66 @@ function topK(cands: Iterable<Cand>, k: number, cmp: (a: Cand, b: Cand) => numbe
       [heap[j], heap[m]] = [heap[m]!, heap[j]!];
       j = m;
     }
-  };
-  for (const c of cands) {
-    if (heap.length < k) {
-      heap.push(c);
-      up(heap.length - 1);
-    } else if (k > 0 && cmp(c, heap[0]!) < 0) {
-      heap[0] = c;
-      down(0);
-    }
   }
-  return heap.sort(cmp);
+
+  sorted(): Cand[] {
+    return this.heap.sort(this.cmp);
+  }
 }
 
-function* candidates(view: ColdView, level: Level): Generator<Cand> {
+/**
+ * Calls `visit` for each live cold row of the level's root that passes its own filters,
+ * segment by segment in row order; `visit` returning false skips the rest of that segment.
+ * A callback rather than a generator: a scan of 100k rows spent a third of its time resuming
+ * one.
+ */
+function scanCandidates(
+  view: ColdView,
+  level: Level,
+  visit: (seg: LoadedSegment, i: number) => boolean | undefined,
+): void {
+  const name = level.table.name;
   const filter = rowFilter(level);
+  const shadows = view.shadows.get(name);
   // id=eq.N / id=in.(…): look the keys up in each segment's key index instead of scanning.
   const keys = pinnedKeys(level.table, ownConditions(level));
   if (keys) {
-    for (const seg of view.segments.get(level.table.name) ?? []) {
-      for (const k of new Set(keys.map((key) => keyOf(key)))) {
+    const wanted = new Set(keys.map((key) => keyOf(key)));
+    for (const seg of view.segments.get(name) ?? []) {
+      for (const k of wanted) {
         const i = seg.find(k);
-        if (i < 0 || !view.isLive(level.table.name, seg, i)) continue;
+        if (i < 0 || !seg.isLive(i, shadows)) continue;
         if (filter && !filter(seg, i)) continue;
-        yield { seg, i };
+        if (visit(seg, i) === false) break;
       }
     }
     return;
   }
-  for (const seg of view.segments.get(level.table.name) ?? []) {
+  for (const seg of view.segments.get(name) ?? []) {
+    const allLive = seg.deleted.size === 0 && (shadows?.size ?? 0) === 0;
     for (let i = 0; i < seg.data.rows; i++) {
-      if (!view.isLive(level.table.name, seg, i)) continue;
+      if (!allLive && !seg.isLive(i, shadows)) continue;
       if (filter && !filter(seg, i)) continue;
-      yield { seg, i };
+      if (visit(seg, i) === false) break;
     }
   }
+}
+
+/** Whether the level is read in primary-key order only (no order, or the key ascending). */
+function keyOrdered(level: Level): boolean {
+  const order = level.mods.order;
+  const pk = level.table.primaryKey;
+  if (order.length > pk.length) return false;
+  return order.every(
+    (o, j) => !o.relation && o.field.path.length === 0 && o.field.column === pk[j] && o.direction !== "desc",
+  );
 }
 
 /**
  * The read's `exec`: when the root's cold rows are exactly filtered in JS and ordered by
  * plain columns, only the first `k` of them (offset + limit) can reach the answer, so only
- * those go into the overlay; `GET /t?limit=10` over a million flushed rows binds ten.
+ * those go into the overlay; `GET /t?limit=10` over a million flushed rows binds ten. Read in
+ * key order, a segment whose rows are in key order gives at most its first `k` passing rows.
  */
 export function readLevelExec(sql: SqlStorage, view: ColdView, level: Level, k: number): SqlExec {
   const root = level.table;
@@ -346,7 +391,20 @@ export function readLevelExec(sql: SqlStorage, view: ColdView, level: Level, k: 
   }
   return overlaySql(sql, view, (table) => {
     if (table.name !== root.name) return view.rows(table);
-    return topK(candidates(view, level), k, cmp).map((c) => view.rowValues(table, c.seg, c.i).map(sqlSafe));
+    const top = new TopK(k, cmp);
+    const early = keyOrdered(level);
+    let current: LoadedSegment | null = null;
+    let taken = 0;
+    scanCandidates(view, level, (seg, i) => {
+      top.offer(seg, i);
+      if (!early) return true;
+      if (seg !== current) {
+        current = seg;
+        taken = 0;
+      }
+      return !(++taken >= k && seg.sortedByKey());
+    });
+    return top.sorted().map((c) => view.rowValues(table, c.seg, c.i).map(sqlSafe));
   });
 }
 
@@ -354,8 +412,22 @@ export function readLevelExec(sql: SqlStorage, view: ColdView, level: Level, k: 
 export function coldCount(view: ColdView, level: Level): number | null {
   if (tablesOf(level).get(level.table.name) !== 1 || !exactlyFiltered(level)) return null;
   if (level.fields.some((f) => f.aggregate)) return null;
+  const name = level.table.name;
+  const shadows = view.shadows.get(name);
+  if (!rowFilter(level) && !pinnedKeys(level.table, ownConditions(level))) {
+    // No filter: whole segments count by their length, less their dead rows.
+    let n = 0;
+    for (const seg of view.segments.get(name) ?? []) {
+      if (seg.deleted.size === 0 && (shadows?.size ?? 0) === 0) n += seg.data.rows;
+      else for (let i = 0; i < seg.data.rows; i++) if (seg.isLive(i, shadows)) n++;
+    }
+    return n;
+  }
   let n = 0;
-  for (const _ of candidates(view, level)) n++;
+  scanCandidates(view, level, () => {
+    n++;
+    return true;
+  });
   return n;
 }
 

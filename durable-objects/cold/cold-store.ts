@@ -13,6 +13,7 @@
  * Segment data is loaded asynchronously (`prepare`) before the synchronous SQL part of a
  * request runs against a `ColdView`, which pins the segments it needs.
  */
+import { compareValues } from "../../shared/collate.ts";
 import { bloomMayContain, SegmentData } from "../../shared/columnar/segment.ts";
 import { bytesToHex, type StorageValue, toStorage } from "../../shared/values.ts";
 import { quoteIdent } from "../migrate.ts";
@@ -85,6 +86,30 @@ export class LoadedSegment {
     if (this.deleted.size === 0 && (shadows?.size ?? 0) === 0) return true;
     const k = this.keyAt(i);
     return !this.deleted.has(k) && !(shadows?.has(k) ?? false);
+  }
+
+  private sorted: boolean | null = null;
+
+  /**
+   * Whether the rows are in ascending primary-key order (a flush writes rowid order, which is
+   * key order for an integer key): then the first rows of the segment that pass a filter are
+   * its first in key order, and a key-ordered read with a limit can stop early. Checked once.
+   */
+  sortedByKey(): boolean {
+    if (this.sorted === null) {
+      const cols = this.pk.map((c) => this.data.column(c));
+      let sorted = true;
+      for (let i = 1; i < this.data.rows && sorted; i++) {
+        let c = 0;
+        for (const col of cols) {
+          c = compareValues(col[i - 1], col[i]);
+          if (c !== 0) break;
+        }
+        sorted = c < 0;
+      }
+      this.sorted = sorted;
+    }
+    return this.sorted;
   }
 
   /** Row index of a key, or -1 (tombstoned rows are still found: callers check `deleted`). */
@@ -176,6 +201,8 @@ export interface PrepareOptions {
   keys?: Map<string, unknown[][]>;
   /** read this manifest version instead of the current one (time travel) */
   manifest?: Manifest;
+  /** per table: columns left out of its loaded segments (they read as nulls; vector search) */
+  without?: Map<string, ReadonlySet<string>>;
 }
 
 interface CacheEntry {
@@ -278,8 +305,8 @@ export class ColdStore {
     // Tombstone sets of cached segments change with the manifest: rebuild entries lazily.
     const live = new Set<string>();
     for (const refs of Object.values(manifest.tables)) for (const r of refs) live.add(r.key);
-    for (const key of [...this.cache.keys()]) {
-      if (!live.has(key)) this.evict(key);
+    for (const [key, e] of [...this.cache]) {
+      if (!live.has(e.seg.ref.key)) this.evict(key);
     }
   }
 
@@ -312,12 +339,14 @@ export class ColdStore {
     return b;
   }
 
-  private async load(ref: SegmentRef, pk: string[]): Promise<LoadedSegment> {
-    const hit = this.cache.get(ref.key);
+  /** A segment through the cache; `without` columns dropped (cached apart from the whole segment). */
+  private async load(ref: SegmentRef, pk: string[], without?: ReadonlySet<string>): Promise<LoadedSegment> {
+    const cacheKey = without && without.size > 0 ? `${ref.key}#without:${[...without].join(",")}` : ref.key;
+    const hit = this.cache.get(cacheKey);
     if (hit && hit.seg.ref === ref) {
       // LRU: re-insert at the end
-      this.cache.delete(ref.key);
-      this.cache.set(ref.key, hit);
+      this.cache.delete(cacheKey);
+      this.cache.set(cacheKey, hit);
       return hit.seg;
     }
     let data: SegmentData;
@@ -325,15 +354,15 @@ export class ColdStore {
     else {
       const obj = await withRetry(`reading segment ${ref.key}`, () => this.bucket().get(ref.key));
       if (!obj) throw new Error(`segment ${ref.key} is missing from the bucket`);
-      data = SegmentData.decode(new Uint8Array(await obj.arrayBuffer()));
+      data = SegmentData.decode(new Uint8Array(await obj.arrayBuffer()), without);
     }
     const seg = new LoadedSegment(ref, data, pk);
-    this.evict(ref.key);
+    this.evict(cacheKey);
     const bytes = data.approxBytes();
-    this.cache.set(ref.key, { seg, bytes });
+    this.cache.set(cacheKey, { seg, bytes });
     this.cacheBytes += bytes;
     for (const key of this.cache.keys()) {
-      if (this.cacheBytes <= this.maxCacheBytes || key === ref.key) break;
+      if (this.cacheBytes <= this.maxCacheBytes || key === cacheKey) break;
       this.evict(key);
     }
     return seg;
@@ -382,7 +411,7 @@ export class ColdStore {
           const bloom = await this.bloom(ref);
           if (!wanted.some((k) => bloomMayContain(bloom, keyText(k)))) continue;
         }
-        list.push(await this.load(ref, table.primaryKey));
+        list.push(await this.load(ref, table.primaryKey, opts.without?.get(name)));
       }
       segments.set(name, list);
     }

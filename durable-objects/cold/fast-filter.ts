@@ -38,6 +38,33 @@ function compileFilter(table: TableInfo, f: Filter): Test | null {
         const v = castValue(col.type, f.value, name);
         if (v === null || v instanceof ArrayBuffer) return null;
         const pass = CMP[f.op]!;
+        if (typeof v === "number") {
+          // Numbers compare directly (compareValues' order on numbers); anything else in
+          // the column (a bigint beyond 2^53) takes the general comparison.
+          const op = f.op;
+          test = (cols) => {
+            const xs = cols(name);
+            return (i) => {
+              const x = xs[i];
+              if (typeof x !== "number") return x === null || x === undefined ? null : pass(cmp(x, v));
+              switch (op) {
+                case "eq":
+                  return x === v;
+                case "neq":
+                  return x !== v;
+                case "gt":
+                  return x > v;
+                case "gte":
+                  return x >= v;
+                case "lt":
+                  return x < v;
+                default:
+                  return x <= v;
+              }
+            };
+          };
+          break;
+        }
         test = (cols) => {
           const xs = cols(name);
           return (i) => {
@@ -131,6 +158,14 @@ export function compileConditions(
   const all = tests as Test[];
   return (cols) => {
     const bound = all.map((t) => t(cols));
+    if (bound.length === 1) {
+      const only = bound[0]!;
+      return (i) => only(i) === true;
+    }
+    if (bound.length === 2) {
+      const [a, b] = bound as [(i: number) => Truth, (i: number) => Truth];
+      return (i) => a(i) === true && b(i) === true;
+    }
     return (i) => {
       for (const t of bound) if (t(i) !== true) return false;
       return true;
