@@ -186,7 +186,6 @@ async function* zipChunks(ctx: ExportContext, format: ExportFormat): AsyncGenera
   }
   // Stored files, stored as they are (most are compressed already), streamed from R2; then
   // storage.json: the buckets and the rows of exactly the files written (import-files.ts).
-  const buckets = ctx.blobs?.buckets() ?? [];
   const written: string[] = [];
   for (const page of ctx.blobs?.pages() ?? []) {
     for (const file of page) {
@@ -205,6 +204,10 @@ async function* zipChunks(ctx: ExportContext, format: ExportFormat): AsyncGenera
       yield drain();
     }
   }
+  // Read after the files, so that a bucket created while they streamed is in. (A bucket
+  // emptied and deleted meanwhile leaves files without their bucket: import refuses that
+  // zip; export again. Exports are not snapshots.)
+  const buckets = ctx.blobs?.buckets() ?? [];
   if (buckets.length > 0 || written.length > 0) {
     const meta = add(new ZipDeflate(STORAGE_MEMBER, { level: 6 }));
     const encoder = new TextEncoder();

@@ -10,6 +10,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     hearthUrl: string;
     hearthAdminKey: string;
+    /** the server's process group (test/e2e/server.ts workerdRss), or 0 when unknown */
+    hearthPgid: number;
   }
 }
 
@@ -21,6 +23,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   server = await startServer(logFile ? { logFile } : {});
   project.provide("hearthUrl", server.url);
   project.provide("hearthAdminKey", server.adminKey);
+  project.provide("hearthPgid", server.pgid ?? 0);
   return async () => {
     await server?.stop();
     server = undefined;

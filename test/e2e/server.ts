@@ -4,8 +4,8 @@
  * HEARTH_STATE_DIR (see scripts/server-process.mjs), and `stop()` kills that group and removes
  * the directory. `createProject` and `putSchema` call the admin and schema endpoints.
  */
-import { appendFileSync, writeFileSync } from "node:fs";
-import { startHearth } from "../../scripts/server-process.mjs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { processGroupMembers, startHearth } from "../../scripts/server-process.mjs";
 
 export interface Server {
   url: string;
@@ -13,6 +13,8 @@ export interface Server {
 }
 
 export interface RunningServer extends Server {
+  /** the process group of `npm start` (wrangler and its workerd processes are in it) */
+  pgid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -36,7 +38,30 @@ export async function startServer(
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
     ...(logFile ? { onOutput: (chunk: string) => appendFileSync(logFile, chunk) } : {}),
   });
-  return { url: server.url, adminKey: server.adminKey, stop: () => server.stop() };
+  return { url: server.url, adminKey: server.adminKey, pgid: server.pid, stop: () => server.stop() };
+}
+
+/**
+ * Resident memory (VmRSS, bytes) of the workerd processes in the server's process group,
+ * summed (wrangler dev runs two: a proxy and the Worker's runtime). Linux only (/proc).
+ */
+export async function workerdRss(pgid: number): Promise<number> {
+  let total = 0;
+  let found = 0;
+  for (const pid of await processGroupMembers(pgid)) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "workerd") continue;
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+      if (Number.isFinite(kb)) {
+        total += kb * 1024;
+        found++;
+      }
+    } catch {
+      // exited between the listing and the read
+    }
+  }
+  if (found === 0) throw new Error(`no workerd process in process group ${pgid}`);
+  return total;
 }
 
 async function readBody(res: Response): Promise<unknown> {

@@ -4,7 +4,8 @@
  * downloads checked byte for byte, info, exists, list (prefix, limit, offset, sort, search),
  * move, copy, bulk remove, public and signed URLs (expiry, tampering), signed uploads, Range
  * requests, limits and quota, bad input, the policy and grant matrix, an interrupted upload,
- * export with files, and a 200 MB streamed upload.
+ * export with files, and a 200 MB streamed upload during which workerd's resident memory
+ * stays bounded.
  */
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -23,7 +24,7 @@ import {
   revokeGrant,
   signup,
 } from "../helpers/oauth.ts";
-import { createProject, type Project, type Server } from "./server.ts";
+import { createProject, type Project, type Server, workerdRss } from "./server.ts";
 
 const server: Server = { url: inject("hearthUrl"), adminKey: inject("hearthAdminKey") };
 const api: Api = { origin: server.url, fetch: (url, init) => fetch(url, init) };
@@ -679,7 +680,7 @@ describe("export and large files", () => {
     await sb.storage.createBucket("docs");
   });
 
-  it("exports stored files as blobs/<bucket>/<path>", async () => {
+  it("exports stored files as blobs/<bucket>/<path>, and imports them into a fresh project", async () => {
     const a = randomBytes(12_345);
     await sb.storage.from("docs").upload("a/b/one.bin", a);
     await sb.storage.from("docs").upload("two.txt", Buffer.from("two"), { contentType: "text/plain" });
@@ -687,13 +688,45 @@ describe("export and large files", () => {
       headers: { authorization: `Bearer ${project.serviceKey}` },
     });
     expect(res.status).toBe(200);
-    const files = unzipSync(new Uint8Array(await res.arrayBuffer()));
+    const zip = new Uint8Array(await res.arrayBuffer());
+    const files = unzipSync(zip);
     expect(Buffer.from(files["blobs/docs/a/b/one.bin"]!).equals(a)).toBe(true);
     expect(Buffer.from(files["blobs/docs/two.txt"]!).toString()).toBe("two");
+
+    const copy = await createProject(server, "storage-import");
+    const imported = await fetch(`${copy.url}/import`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${copy.serviceKey}`, "content-type": "application/zip" },
+      body: zip,
+    });
+    expect(imported.status, await imported.clone().text()).toBe(200);
+    expect(await imported.json()).toMatchObject({ files: { buckets: 1, objects: 2, bytes: 12_348 } });
+    const sb2 = client(copy.url, copy.serviceKey);
+    const names = async (c: SupabaseClient, prefix: string) =>
+      ((await c.storage.from("docs").list(prefix)).data ?? []).map((f) => [f.name, f.metadata?.size ?? null]);
+    for (const prefix of ["", "a/b"]) expect(await names(sb2, prefix)).toEqual(await names(sb, prefix));
+    expect(await bytesOf((await sb2.storage.from("docs").download("a/b/one.bin")).data)).toEqual(a);
+    const two = await sb2.storage.from("docs").info("two.txt");
+    expect(two.data).toMatchObject({ size: 3, contentType: "text/plain" });
   });
 
-  it("streams a 200 MB upload and download through", async () => {
+  it("streams a 200 MB upload and download through, in bounded memory", async () => {
     const SIZE = 200 * 1024 * 1024;
+    // workerd's resident memory, sampled while the upload streams: it must not grow with the
+    // body (bench/storage-files sees +20..50 MB; holding the body would be +200 MB).
+    const pgid = inject("hearthPgid");
+    expect(pgid, "global-setup provides the server's process group").toBeGreaterThan(0);
+    const base = await workerdRss(pgid);
+    let peak = base;
+    let samples = 0;
+    const sample = () =>
+      workerdRss(pgid)
+        .then((rss) => {
+          peak = Math.max(peak, rss);
+          samples++;
+        })
+        .catch(() => {});
+    const sampler = setInterval(sample, 50);
     const CHUNK = 1024 * 1024;
     const seed = randomBytes(CHUNK);
     const hash = createHash("sha256");
@@ -712,10 +745,18 @@ describe("export and large files", () => {
         controller.enqueue(chunk);
       },
     });
-    const up = await sb.storage
-      .from("docs")
-      .upload("big.bin", body, { contentType: "application/octet-stream" });
+    let up: Awaited<ReturnType<ReturnType<typeof sb.storage.from>["upload"]>>;
+    try {
+      up = await sb.storage.from("docs").upload("big.bin", body, { contentType: "application/octet-stream" });
+    } finally {
+      clearInterval(sampler);
+    }
+    await sample();
     expect(up.error).toBeNull();
+    expect(sent).toBe(SIZE);
+    expect(samples).toBeGreaterThan(1);
+    const growth = peak - base;
+    expect(growth, `workerd grew by ${(growth / 2 ** 20).toFixed(0)} MiB`).toBeLessThan(128 * 2 ** 20);
     const digest = hash.digest("hex");
     const info = await sb.storage.from("docs").info("big.bin");
     // Streamed without a length: an R2 multipart upload, whose ETag is "<md5 of parts>-<parts>".
