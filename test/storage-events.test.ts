@@ -184,7 +184,7 @@ describe("realtime: file events", () => {
     await ok(storage(p, "/bucket/docs/empty", { method: "POST" }));
     await ok(storage(p, "/bucket/docs", { method: "DELETE" }));
     await c.waitFor(
-      (f) => f[2] === "realtime:b" && f[3] === "postgres_changes" && f[4].data.type === "DELETE",
+      (f) => f[2] === "realtime:b" && f[3] === "postgres_changes" && (f[4].data as Data).type === "DELETE",
     );
     const b = c.changes("b") as Data[];
     expect(b.map((d) => d.type)).toEqual(["INSERT", "UPDATE", "DELETE"]);
@@ -389,6 +389,59 @@ describe("sync: file metadata", () => {
     expect(cx.changes(from).map((ch) => ch.row?.name)).toEqual(["x2.txt"]);
     co.close();
     cx.close();
+  });
+
+  it("cuts the replica again (resync) when a bucket's read policy or the principal's membership changes", async () => {
+    const owner = await signup(api, "files-resync-owner");
+    const member = await signup(api, "files-resync-member");
+    const p = (await createOwnedProject(api, owner.accessToken, "files-resync")) as TestProject;
+    await addMember(api, owner.accessToken, p.id, member.email, "reader");
+    await bucket(p, "pub", "public", "members");
+    await bucket(p, "mem", "members", "members");
+    await upload(p, "pub/a.txt", "a");
+    await upload(p, "mem/m.txt", "m");
+    const anon = await connectSync(p, p.anonKey);
+    const { cursor } = await anon.pull(null, ["storage.objects"]);
+    const names = (c: typeof anon, from = 0) =>
+      [...applyAll(new Map(), c.frames.slice(from), (r) => String(r.id)).values()]
+        .map((r) => `${r.bucket_id}/${r.name}`)
+        .sort();
+    expect(names(anon)).toEqual(["pub/a.txt"]);
+
+    // mem becomes public: live, the anon replica is cut again and now holds mem's files.
+    const from = anon.frames.length;
+    await ok(
+      storage(p, "/bucket/mem", { method: "PUT", body: { policy: { read: "public", write: "members" } } }),
+    );
+    await anon.waitFor((f) => f.type === "resync", 10_000, from);
+    expect(anon.frames.slice(from).find((f) => f.type === "resync")).toMatchObject({
+      reason: "access_changed",
+    });
+    await anon.waitFor((f) => f.type === "live", 10_000, from);
+    expect(names(anon)).toEqual(["mem/m.txt", "pub/a.txt"]);
+
+    // Catching up across the change from an older cursor resyncs too (the WAL path).
+    const late = await connectSync(p, p.anonKey);
+    const at = late.frames.length;
+    await late.pull(cursor, ["storage.objects"]);
+    expect(late.frames.slice(at).map((f) => f.type)).toContain("resync");
+    expect(names(late, at)).toEqual(["mem/m.txt", "pub/a.txt"]);
+
+    // mem back to members; a member loses its membership: its replica loses mem's files.
+    await ok(
+      storage(p, "/bucket/mem", { method: "PUT", body: { policy: { read: "members", write: "members" } } }),
+    );
+    const m = await connectSync(p, member.accessToken);
+    await m.pull(null, ["storage.objects"]);
+    expect(names(m)).toEqual(["mem/m.txt", "pub/a.txt"]);
+    const before = m.frames.length;
+    await call(`/v1/projects/${p.id}/members/${member.id}`, { method: "DELETE", key: owner.accessToken });
+    // The next change makes the socket check its token again: the new membership restarts the pull.
+    await upload(p, "pub/b.txt", "b");
+    await m.waitFor((f) => f.type === "resync", 10_000, before);
+    await m.waitFor((f) => f.type === "live", 10_000, before);
+    expect(names(m)).toEqual(["pub/a.txt", "pub/b.txt"]);
+    for (const c of [anon, late, m]) c.close();
   });
 
   it("reserves the names storage.objects and storage.buckets in the schema", async () => {

@@ -263,3 +263,25 @@ export function fileSnapshotPage(
     raw.length < limit || !last ? null : name === FILE_OBJECTS ? [last.bucket, last.name] : [last.id];
   return { rows, next };
 }
+
+/**
+ * A bucket's read policy changed: which of its objects a principal may read changed without
+ * any object changing, so a replica of storage.objects must be cut again (sync resyncs).
+ */
+export function readPolicyChanged(e: WalEntry): boolean {
+  return e.table === "_storage.buckets" && e.op === "UPDATE" && e.new?.read_policy !== e.old?.read_policy;
+}
+
+/** Whether a bucket's read policy changed between LSNs `after` (excluded) and `upto`. */
+export function readPolicyChangedIn(sql: SqlStorage, after: number, upto: number): boolean {
+  return (
+    sql
+      .exec(
+        `SELECT 1 FROM _hearth_wal WHERE lsn > ? AND lsn <= ? AND tbl = '_storage.buckets' AND op = 'UPDATE'
+           AND json_extract(new, '$.read_policy') IS NOT json_extract(old, '$.read_policy') LIMIT 1`,
+        after,
+        upto,
+      )
+      .toArray().length > 0
+  );
+}

@@ -244,7 +244,13 @@ export class SyncHub implements SocketHub {
   private renew(s: SyncSocket, fresh: SocketAuth): void {
     const changed = JSON.stringify(fresh.principal) !== JSON.stringify(s.auth.principal);
     s.auth = fresh;
-    if (changed) persist(this.host.store, s);
+    if (!changed) return;
+    persist(this.host.store, s);
+    // Tables close the socket when their access ends; files are cut row by row, so a new
+    // membership or grant changes which files the replica may hold: it is cut again.
+    if (s.phase !== "idle" && s.tables.some((t) => fileTable(t) !== null)) {
+      this.streams.restart(s, "access_changed");
+    }
   }
 
   /**

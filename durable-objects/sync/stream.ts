@@ -16,6 +16,8 @@ import {
   FileVisibility,
   fileSnapshotPage,
   fileTable,
+  readPolicyChanged,
+  readPolicyChangedIn,
   walNameOf,
 } from "../storage/changes.ts";
 import type { WalEntry } from "../wal.ts";
@@ -26,6 +28,8 @@ import { type Limits, type SyncSocket, savePosition, sendData, windowOpen } from
 import { readPage, rowGroups } from "./snapshot.ts";
 
 export type Ref = string | number | undefined;
+
+const OBJECTS_WAL = walNameOf("storage.objects");
 export const withRef = (ref: Ref) => (ref === undefined ? {} : { ref });
 
 export interface StreamDeps {
@@ -57,6 +61,13 @@ export class Streamer {
       savePosition(s);
       this.d.send(s, { type: "catchup", cursor, ...withRef(ref) });
     }
+  }
+
+  /** A running pull starts over with a snapshot (a loop of the old generation stops). */
+  restart(s: SyncSocket, reason: string): void {
+    s.generation++;
+    this.startSnapshot(s, reason);
+    void this.stream(s);
   }
 
   startSnapshot(s: SyncSocket, reason: string, ref?: Ref): void {
@@ -171,6 +182,11 @@ export class Streamer {
     const l = this.d.limits;
     const files = { principal: s.auth.principal, visibility: new FileVisibility(sql) };
     const batch = readChanges(sql, tables, s.cursor, last, l.batchChanges, l.batchBytes, files);
+    if (tables.has(OBJECTS_WAL) && readPolicyChangedIn(sql, s.cursor, batch.through)) {
+      // Which objects the principal may read changed with a bucket's policy: cut again.
+      this.startSnapshot(s, "access_changed");
+      return;
+    }
     if (batch.parts.length > 0) {
       s.seq++;
       s.cursor = batch.through;
@@ -208,6 +224,11 @@ export class Streamer {
       }
       const tables = this.followedTables(s);
       if (!tables) continue;
+      if (tables.has(OBJECTS_WAL) && entries.some((e) => e.lsn > s.cursor && readPolicyChanged(e))) {
+        // As in catch-up: a bucket's read policy changed, the replica of its objects is cut again.
+        this.restart(s, "access_changed");
+        continue;
+      }
       const pkey = principalKey(s.auth);
       let parts: string[] = [];
       let bytes = 0;
