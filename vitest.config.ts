@@ -19,8 +19,9 @@ export default defineConfig(async () => {
             // Flushes and freezes happen when a test asks (cold-tier tests drive the alarm).
             HEARTH_FLUSH_AGE_SECONDS: "86400",
             HEARTH_FREEZE_AFTER_SECONDS: "0",
-            // No request rate limit: test/rate-limit.test.ts sets one per project.
+            // No request rate limits: test/rate-limit.test.ts sets them per project.
             HEARTH_PROJECT_RATE_LIMIT: "0",
+            HEARTH_CLIENT_RATE_LIMIT: "0",
             // Cases per property of test/fuzz.test.ts (`npm run soak` raises it).
             FUZZ_RUNS: process.env.FUZZ_RUNS ?? "60",
             // Random fault sequences of test/chaos.test.ts (`npm run soak` raises it).

@@ -48,6 +48,7 @@ import {
   type SocketKind,
   SocketStore,
 } from "./realtime/sockets.ts";
+import { ClientLimiter, clientOf, readClientRateLimit } from "./client-limit.ts";
 import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
@@ -137,6 +138,8 @@ export class ProjectDO extends DurableObject<Env> {
   tuning: Tuning;
   /** the project's request rate limit and request figures (tests may change `limit`) */
   readonly meter: RequestMeter;
+  /** the per-client share of it (client-limit.ts; tests may change `limit`) */
+  readonly clients: ClientLimiter;
   /** tests replace the bucket (R2 faults) and hook flush steps (crashes) */
   bucketOverride: R2Bucket | null = null;
   /** tests: a catalog (D1) whose calls fail, for the flush's catalog commit */
@@ -147,6 +150,7 @@ export class ProjectDO extends DurableObject<Env> {
     super(ctx, env);
     this.tuning = readTuning(env);
     this.meter = new RequestMeter(readRateLimit(env));
+    this.clients = new ClientLimiter(readClientRateLimit(env));
     this.flushHooks = devPauseHooks(env);
     ctx.blockConcurrencyWhile(async () => {
       this.load();
@@ -620,6 +624,8 @@ export class ProjectDO extends DurableObject<Env> {
     this.inflight++;
     try {
       this.lastActivity = Date.now();
+      // The client's share first: a client over it does not spend the project's tokens.
+      this.clients.admit(clientOf(principal, request.headers));
       this.meter.admit();
       if (this.state.projectId === null) await this.wake(principal.projectId);
       const response = await this.route(request, this.checkPrincipal(principal), requestId);
@@ -805,7 +811,7 @@ export class ProjectDO extends DurableObject<Env> {
       flushPending: flushPending(sql),
       wal: { ...walRange(sql), lastLsn: lastLsn(sql) },
       lastActivity: new Date(this.lastActivity).toISOString(),
-      requests: this.meter.figures(),
+      requests: { ...this.meter.figures(), clients: this.clients.figures() },
     };
   }
 

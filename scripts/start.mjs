@@ -10,8 +10,9 @@
  * Environment: PORT (8787), HEARTH_ADMIN_KEY (dev-admin-key), HEARTH_JWT_SECRET (the dev
  * secret of workers/env.ts), HEARTH_STATE_DIR (default: wrangler's .wrangler/state; tests and
  * benchmarks pass a throwaway dir), HEARTH_START_TIMEOUT_MS (how long to wait for /health
- * before warning, 120000), HEARTH_PROJECT_RATE_LIMIT / HEARTH_PROJECT_RATE_BURST (the per-project
- * request rate limit; off unless set here), HEARTH_DEV_PAUSE_AFTER (crash tests: pause each
+ * before warning, 120000), HEARTH_PROJECT_RATE_LIMIT / HEARTH_PROJECT_RATE_BURST and
+ * HEARTH_CLIENT_RATE_LIMIT / HEARTH_CLIENT_RATE_BURST (the per-project and per-client request
+ * rate limits; off unless set here), HEARTH_DEV_PAUSE_AFTER (crash tests: pause each
  * flush at one step, durable-objects/cold/dev-pause.ts), HEARTH_INSPECTOR_PORT (wrangler's
  * --inspector-port, for CPU profiles). Non-interactive: needs no TTY, works with CI=true.
  * SIGINT/SIGTERM are forwarded to wrangler; this process exits with wrangler's exit code.
@@ -108,6 +109,11 @@ const devArgs = [
   `HEARTH_PROJECT_RATE_LIMIT:${process.env.HEARTH_PROJECT_RATE_LIMIT ?? "0"}`,
   ...(process.env.HEARTH_PROJECT_RATE_BURST
     ? ["--var", `HEARTH_PROJECT_RATE_BURST:${process.env.HEARTH_PROJECT_RATE_BURST}`]
+    : []),
+  "--var",
+  `HEARTH_CLIENT_RATE_LIMIT:${process.env.HEARTH_CLIENT_RATE_LIMIT ?? "0"}`,
+  ...(process.env.HEARTH_CLIENT_RATE_BURST
+    ? ["--var", `HEARTH_CLIENT_RATE_BURST:${process.env.HEARTH_CLIENT_RATE_BURST}`]
     : []),
   // Profiling: the DevTools inspector on a port of your own (wrangler's default, 9229, goes
   // to whichever of several local servers starts first).

@@ -1,13 +1,17 @@
 /**
  * The per-project request rate limit (durable-objects/request-meter.ts): a token bucket in the
  * project's Durable Object. Over it, 429 HEARTH_RATE_LIMITED with retry-after, nothing done;
- * other projects are not affected; the stats report the counts. The bucket itself is tested
- * with a fake clock, so nothing here depends on timing.
+ * other projects are not affected; the stats report the counts. Within it, each client (an
+ * account, an app grant, an anonymous IP; not the service key) has its own bucket
+ * (durable-objects/client-limit.ts). The buckets themselves are tested with a fake clock, so
+ * nothing here depends on timing.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { ClientLimiter, clientOf, readClientRateLimit } from "../durable-objects/client-limit.ts";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import { RequestMeter, readRateLimit } from "../durable-objects/request-meter.ts";
+import { account } from "./helpers/accounts.ts";
 import {
   admin,
   BLOG_SCHEMA,
@@ -151,5 +155,98 @@ describe("storage requests over the project's rate", () => {
     expect(((await list.json()) as { name: string }[]).map((o) => o.name)).toEqual(["a.txt", "b.txt"]);
     const stats = await admin<{ requests: { limited: number } }>(p, "stats");
     expect(stats.requests.limited).toBe(6);
+  });
+});
+
+async function clientLimit(p: TestProject, perSecond: number, burst: number): Promise<void> {
+  await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+    instance.clients.limit = { perSecond, burst };
+  });
+}
+
+describe("the per-client limit", () => {
+  it("gives each client its own bucket, never limits the service key, and reads its settings", () => {
+    let now = 0;
+    const clients = new ClientLimiter({ perSecond: 1, burst: 2 }, () => now);
+    clients.admit("ip:a");
+    clients.admit("ip:a");
+    expect(() => clients.admit("ip:a")).toThrowError(
+      expect.objectContaining({ code: "HEARTH_RATE_LIMITED", status: 429, retryAfterSeconds: 1 }),
+    );
+    clients.admit("ip:b"); // another client is not affected
+    for (let i = 0; i < 100; i++) clients.admit(null); // the service key
+    now = 1000;
+    clients.admit("ip:a");
+    expect(() => clients.admit("ip:a")).toThrow();
+    expect(clients.figures()).toMatchObject({ tracked: 2, limited: 2 });
+    expect(readClientRateLimit({})).toEqual({ perSecond: 0, burst: 1 });
+    expect(readClientRateLimit({ HEARTH_CLIENT_RATE_LIMIT: "10" })).toEqual({ perSecond: 10, burst: 20 });
+    expect(readClientRateLimit({ HEARTH_CLIENT_RATE_LIMIT: "10", HEARTH_CLIENT_RATE_BURST: "3" })).toEqual({
+      perSecond: 10,
+      burst: 3,
+    });
+    const headers = new Headers({ "cf-connecting-ip": "203.0.113.9" });
+    expect(clientOf({ role: "anon", projectId: "p", keyId: "k" }, headers)).toBe("ip:203.0.113.9");
+    expect(clientOf({ role: "service", projectId: "p", keyId: "k" }, headers)).toBeNull();
+    expect(clientOf({ role: "authenticated", projectId: "p", userId: "u", membership: null }, headers)).toBe(
+      "user:u",
+    );
+    expect(
+      clientOf(
+        { role: "app", projectId: "p", userId: "u", clientId: "c", grantId: "g", scopes: [] },
+        headers,
+      ),
+    ).toBe("grant:g");
+  });
+
+  it("refuses one client over its share with 429 and retry-after, writes nothing, and leaves other clients and the project's budget alone", async () => {
+    const p = await projectWithSchema({
+      tables: {
+        notes: {
+          columns: { id: { type: "integer", primaryKey: true }, body: { type: "text" } },
+          policy: { read: "public", write: "public" },
+        },
+      },
+    });
+    await clientLimit(p, 0.001, 2);
+    await limit(p, 0.001, 100);
+    const anon = (ip: string, init: Parameters<typeof call>[1] = {}) =>
+      call(`${p.url}/rest/v1/notes`, {
+        key: p.anonKey,
+        ...init,
+        headers: { "cf-connecting-ip": ip, ...(init.headers as Record<string, string> | undefined) },
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await anon("198.51.100.1", { method: "POST", body: { id: i, body: `from a ${i}` } });
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+        expect(await res.json()).toMatchObject({
+          code: "HEARTH_RATE_LIMITED",
+          message: expect.stringContaining("from this client"),
+        });
+      } else await res.body?.cancel();
+    }
+    expect(statuses).toEqual([201, 201, 429, 429]);
+    // Another IP, an account and the service key each have their own share (or none).
+    expect((await anon("198.51.100.2")).status).toBe(200);
+    const user = await account("client-limit-user");
+    for (let i = 0; i < 2; i++)
+      expect((await call(`${p.url}/rest/v1/notes`, { key: user })).status).toBe(200);
+    expect((await call(`${p.url}/rest/v1/notes`, { key: user })).status).toBe(429);
+    for (let i = 0; i < 5; i++) expect((await rest(p, "/notes")).status).toBe(200);
+
+    const rows = (await (await rest(p, "/notes?select=id&order=id")).json()) as { id: number }[];
+    expect(rows.map((r) => r.id)).toEqual([0, 1]);
+    const stats = await admin<{
+      requests: {
+        limited: number;
+        clients: { limited: number; tracked: number; limit: { perSecond: number } };
+      };
+    }>(p, "stats");
+    // The refused requests did not spend the project's tokens.
+    expect(stats.requests.limited).toBe(0);
+    expect(stats.requests.clients).toMatchObject({ limited: 3, tracked: 3, limit: { perSecond: 0.001 } });
   });
 });

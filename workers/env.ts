@@ -24,6 +24,10 @@ export interface Env {
   HEARTH_PROJECT_RATE_LIMIT?: string;
   /** how many requests may arrive at once before the rate applies (default 2 × the rate) */
   HEARTH_PROJECT_RATE_BURST?: string;
+  /** requests per second one client (user, app grant, anonymous IP) may send to one project (default 0: no limit) */
+  HEARTH_CLIENT_RATE_LIMIT?: string;
+  /** how many requests one client may send at once before its rate applies (default 2 × the rate) */
+  HEARTH_CLIENT_RATE_BURST?: string;
   /** WebSockets (realtime and sync) one project holds at most (default 10000) */
   HEARTH_MAX_CONNECTIONS?: string;
   /** WAL entries kept past a flush and a freeze, for sync cursors (default 10000) */
