@@ -264,8 +264,8 @@ export class SyncEngine<DB extends Tables = Tables> {
     });
     // Writes enter the queue in the order they were made, each after its encryption.
     const queued = this.writes.then(async () => {
-      const keys = this.keysOf(table);
       if (READ_ONLY_TABLES.includes(table)) throw SyncError.readOnly(table);
+      const keys = this.keysOf(table);
       await this.local.ready;
       const fields = build(keys);
       const wire = await this.encrypt(table, fields);
