@@ -672,8 +672,13 @@ export class ProjectDO extends DurableObject<Env> {
         throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
       }
       const { result, wrote } = await this.files.run(caller, op);
-      if (wrote) await this.afterWrite();
-      else if (op.op === "beginUpload" && result.ok) await this.scheduleAlarm(this.nextCheckMs());
+      if (wrote) {
+        // File metadata is not hot rows: it never waits for a flush, so it does not count
+        // toward flushRows (afterWrite's LSN count would set the alarm at once on every file
+        // change of a project that never flushes). The alarm still comes: sweep, WAL trim.
+        this.publish();
+        await this.scheduleAlarm(this.nextCheckMs());
+      } else if (op.op === "beginUpload" && result.ok) await this.scheduleAlarm(this.nextCheckMs());
       if (metered) this.meter.answered(result.ok ? 200 : result.status);
       return result;
     } catch (err) {
