@@ -302,6 +302,40 @@ describe("realtime: file events", () => {
   });
 });
 
+describe("file events across hibernation", () => {
+  it("a storage binding (with its filter) and a storage.objects pull come back when the object wakes", async () => {
+    const p = await createProject("files-wake");
+    await bucket(p, "a", "public", "members");
+    await bucket(p, "b", "public", "members");
+    const rt = await connectRealtime(p, p.anonKey);
+    await joinFiles(rt, "w", [
+      { event: "INSERT", schema: "storage", table: "objects", filter: "bucket_id=eq.b" },
+    ]);
+    const sync = await connectSync(p, p.anonKey);
+    await sync.pull(null, ["storage.objects"]);
+    const from = sync.frames.length;
+    // Hibernation drops memory, keeps storage and the sockets: rebuild the object's state.
+    await runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+      (instance as unknown as { load(): void }).load();
+    });
+    await upload(p, "a/1.txt", "x");
+    await upload(p, "b/2.txt", "y");
+    await waitName(rt, "w", "b", "2.txt");
+    expect(seen(rt, "w")).toEqual(["INSERT b/2.txt"]);
+    await sync.waitFor(
+      (f) => f.type === "changes" && JSON.stringify(f.changes).includes("2.txt"),
+      10_000,
+      from,
+    );
+    expect(sync.changes(from).map((ch) => `${ch.row?.bucket_id}/${ch.row?.name}`)).toEqual([
+      "a/1.txt",
+      "b/2.txt",
+    ]);
+    rt.close();
+    sync.close();
+  });
+});
+
 describe("sync: file metadata", () => {
   it("follows storage.objects: a snapshot of what the principal may read, then live changes keyed by id", async () => {
     const p = await createProject("files-sync");
