@@ -193,6 +193,53 @@ describe("the catalog down on the request path", () => {
     expect(((await all.json()) as { name: string }[]).some((p) => p.name === "never")).toBe(false);
   });
 
+  it("signup: a failure at any catalog call leaves no account without its personal project", async () => {
+    const email = `d1-signup-${crypto.randomUUID().slice(0, 8)}@example.test`;
+    const password = "correct horse battery";
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
+    const body = () => ({
+      method: "POST",
+      headers: { "content-type": "application/json", "cf-connecting-ip": ip },
+      body: JSON.stringify({ email, password }),
+    });
+    const held = async () => {
+      const accounts = await realCatalog
+        .prepare("SELECT count(*) AS n FROM accounts WHERE email = ?")
+        .bind(email)
+        .first<{ n: number }>();
+      const personal = await realCatalog
+        .prepare(
+          "SELECT count(*) AS n FROM projects p JOIN accounts a ON a.id = p.owner_account_id WHERE a.email = ? AND p.personal = 1",
+        )
+        .bind(email)
+        .first<{ n: number }>();
+      return { accounts: accounts?.n, personal: personal?.n };
+    };
+    let done = false;
+    for (let n = 0; n < 20 && !done; n++) {
+      const res = await apiWith(catalogFailingAfter(realCatalog, n)).fetch(
+        `${ORIGIN}/auth/v1/signup`,
+        body(),
+      );
+      if (res.status === 200) {
+        done = true;
+        break;
+      }
+      await expectUnavailable(res, "error_code");
+      const now = await held();
+      // The account and its project come in one batch: both, or neither.
+      expect(now.accounts).toBe(now.personal);
+      // Only the session failed: the account is whole, and signing in is what is left to do.
+      if (now.accounts === 1) {
+        const signin = await up.fetch(`${ORIGIN}/auth/v1/token?grant_type=password`, body());
+        expect(signin.status, await signin.clone().text()).toBe(200);
+        done = true;
+      }
+    }
+    expect(done).toBe(true);
+    expect(await held()).toEqual({ accounts: 1, personal: 1 });
+  });
+
   it("consent and the token endpoint: a failure at any call leaves no grant, code or spent token; the retry works", async () => {
     const dev = await signup(up, "d1-dev");
     const user = await signup(up, "d1-user");

@@ -4,6 +4,7 @@
  * catalog always has a DO that knows its keys.
  */
 import { eq, inArray, or } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -71,7 +72,13 @@ export interface CreatedProject {
  */
 export async function createProject(
   env: Env,
-  opts: { name: string; ownerAccountId: string | null; personal: boolean },
+  opts: {
+    name: string;
+    ownerAccountId: string | null;
+    personal: boolean;
+    /** statements committed in the same batch, before the project's rows (signup: the account) */
+    before?: BatchItem<"sqlite">[];
+  },
 ): Promise<CreatedProject> {
   const id = newProjectId();
   const issuedAt = Math.floor(Date.now() / 1000);
@@ -95,17 +102,18 @@ export async function createProject(
   );
   // The catalog rows make the project exist. If they cannot be written (D1 down: 503), the
   // object initialised above is emptied again, so no half-made project is left behind.
+  const rows: [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] = [
+    db.insert(projects).values({
+      id,
+      name: opts.name,
+      ownerAccountId: opts.ownerAccountId,
+      personal: opts.personal,
+      createdAt,
+    }),
+    db.insert(apiKeys).values(keyValues),
+  ];
   await db
-    .batch([
-      db.insert(projects).values({
-        id,
-        name: opts.name,
-        ownerAccountId: opts.ownerAccountId,
-        personal: opts.personal,
-        createdAt,
-      }),
-      db.insert(apiKeys).values(keyValues),
-    ])
+    .batch(opts.before?.length ? [opts.before[0]!, ...opts.before.slice(1), ...rows] : rows)
     .catch(async (err) => {
       await stub.destroy().catch((e) => console.error(`project ${id}: emptying its object failed`, e));
       throw err;

@@ -80,9 +80,9 @@ export function isUniqueViolation(err: unknown): boolean {
 }
 
 /**
- * Creates a confirmed account and its personal project. The account row comes first (the
- * project references it); if the project cannot be made the account is removed again, so a
- * failed signup leaves nothing behind and can be retried.
+ * Creates a confirmed account and its personal project: the account row goes in the same D1
+ * batch as the project's rows (it comes first: the project references it), so a failed
+ * signup (a taken email, the catalog down) leaves neither behind and can be retried.
  */
 export async function createAccount(
   env: Env,
@@ -101,15 +101,14 @@ export async function createAccount(
   };
   const db = drizzle(env.CATALOG);
   try {
-    await db.insert(accounts).values(row);
+    await createProject(env, {
+      name: "personal",
+      ownerAccountId: row.id,
+      personal: true,
+      before: [db.insert(accounts).values(row)],
+    });
   } catch (err) {
     if (isUniqueViolation(err)) throw new AuthError("user_already_exists", "User already registered");
-    throw err;
-  }
-  try {
-    await createProject(env, { name: "personal", ownerAccountId: row.id, personal: true });
-  } catch (err) {
-    await db.delete(accounts).where(eq(accounts.id, row.id));
     throw err;
   }
   return row;
