@@ -352,3 +352,47 @@ describe("limited reads over flushed rows", () => {
     expect(filtered.headers.get("content-range")).toBe("0-0/8");
   });
 });
+
+describe("filters over large flushed segments", () => {
+  it("compare numbers column at a time exactly as SQL does, with and without nulls", async () => {
+    const p = await projectWithSchema({
+      tables: {
+        m: {
+          columns: {
+            id: { type: "integer", primaryKey: true },
+            x: { type: "float" },
+            y: { type: "integer" },
+          },
+        },
+      },
+    });
+    // Two segments of 2,000 rows: one with no null in x (read unboxed), one with some.
+    const all: { id: number; x: number | null; y: number }[] = [];
+    for (const seg of [0, 1]) {
+      const batch = Array.from({ length: 2000 }, (_, j) => {
+        const id = seg * 2000 + j + 1;
+        return { id, x: seg === 1 && j % 7 === 0 ? null : (j % 100) / 4, y: j % 13 };
+      });
+      all.push(...batch);
+      expect((await rest(p, "/m", { method: "POST", body: batch })).status).toBe(201);
+      await admin(p, "flush");
+    }
+    await rest(p, "/m?id=in.(5,2005)", { method: "DELETE" });
+    const live = all.filter((r) => r.id !== 5 && r.id !== 2005);
+    const cases: [string, (r: (typeof all)[number]) => boolean][] = [
+      ["x=gte.10&x=lt.12.5", (r) => r.x !== null && r.x >= 10 && r.x < 12.5],
+      ["x=eq.0.25", (r) => r.x === 0.25],
+      ["x=neq.0", (r) => r.x !== null && r.x !== 0],
+      ["x=gt.24&y=lte.3", (r) => r.x !== null && r.x > 24 && r.y <= 3],
+      ["y=lt.1&x=not.is.null", (r) => r.y < 1 && r.x !== null],
+    ];
+    for (const [q, pass] of cases) {
+      const want = live.filter(pass);
+      const head = await rest(p, `/m?${q}&limit=0`, { method: "HEAD", headers: { prefer: "count=exact" } });
+      expect(head.headers.get("content-range"), q).toBe(`*/${want.length}`);
+      const got = await rows(p, `/m?select=id&${q}&order=x.desc,id&limit=5`);
+      const top = [...want].sort((a, b) => b.x! - a.x! || a.id - b.id).slice(0, 5);
+      expect(got, q).toEqual(top.map((r) => ({ id: r.id })));
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { castValue, fromStorage } from "../../shared/values.ts";
 import type { Level } from "../read-plan.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import { type ColdStore, type ColdView, type LoadedSegment, sqlSafe } from "./cold-store.ts";
-import { type Columns, compileConditions } from "./fast-filter.ts";
+import { type Columns, compileConditions, compileNarrowing } from "./fast-filter.ts";
 import { keyOf, type Manifest, type SegmentRef } from "./manifest.ts";
 import { overlaySql, type SqlExec } from "./overlay.ts";
 
@@ -234,10 +234,17 @@ export function exactlyFiltered(level: Level): boolean {
   return compileConditions(level.table, own) !== null;
 }
 
-type Cand = { seg: LoadedSegment; i: number };
+/** A cold row: its segment, row number, and the segment's columns of the order's terms. */
+type Cand = { seg: LoadedSegment; i: number; cols: ArrayLike<unknown>[] };
+
+interface ColdOrder {
+  /** the segment's columns of each order term, in term order */
+  termColumns(seg: LoadedSegment): ArrayLike<unknown>[];
+  compare(a: Cand, b: Cand): number;
+}
 
 /** SQL's order of the level (its order terms, then the primary key) over cold rows, or null. */
-function coldOrder(level: Level): ((a: Cand, b: Cand) => number) | null {
+function coldOrder(level: Level): ColdOrder | null {
   const table = level.table;
   if (
     level.mods.order.some((o) => o.relation || o.field.path.length > 0 || !table.columns.has(o.field.column))
@@ -252,50 +259,53 @@ function coldOrder(level: Level): ((a: Cand, b: Cand) => number) | null {
     })),
     ...table.primaryKey.map((c) => ({ column: c, desc: false, nullsFirst: true })),
   ];
-  const cols = new WeakMap<LoadedSegment, Columns>();
-  const colsOf = (seg: LoadedSegment) => {
-    let c = cols.get(seg);
-    if (!c) {
-      c = segmentColumns(table, seg);
-      cols.set(seg, c);
-    }
-    return c;
-  };
-  return (a, b) => {
-    const ca = colsOf(a.seg);
-    const cb = colsOf(b.seg);
-    for (const t of terms) {
-      const x = ca(t.column)[a.i];
-      const y = cb(t.column)[b.i];
-      const xn = x === null || x === undefined;
-      const yn = y === null || y === undefined;
-      if (xn || yn) {
-        if (xn && yn) continue;
-        return xn === t.nullsFirst ? -1 : 1;
+  return {
+    termColumns: (seg) => {
+      const cols = segmentColumns(table, seg);
+      return terms.map((t) => cols(t.column));
+    },
+    compare: (a, b) => {
+      for (let j = 0; j < terms.length; j++) {
+        const x = a.cols[j]![a.i];
+        const y = b.cols[j]![b.i];
+        if (x === y) continue;
+        const t = terms[j]!;
+        const xn = x === null || x === undefined;
+        const yn = y === null || y === undefined;
+        if (xn || yn) {
+          if (xn && yn) continue;
+          return xn === t.nullsFirst ? -1 : 1;
+        }
+        const c = compareValues(x, y);
+        if (c === 0) continue;
+        return t.desc ? -c : c;
       }
-      if (x === y) continue;
-      const c = compareValues(x, y);
-      if (c === 0) continue;
-      return t.desc ? -c : c;
-    }
-    return 0;
+      return 0;
+    },
   };
 }
 
-/** The first `k` candidates offered, in `cmp` order (a bounded max-heap: O(n log k)). */
+/** The first `k` candidates offered, in the order's order (a bounded max-heap: O(n log k)). */
 class TopK {
   private readonly heap: Cand[] = [];
-  private readonly probe: Cand = { seg: null as unknown as LoadedSegment, i: 0 };
+  private readonly probe: Cand = { seg: null as unknown as LoadedSegment, i: 0, cols: [] };
+  private readonly cmp: (a: Cand, b: Cand) => number;
 
   constructor(
     private readonly k: number,
-    private readonly cmp: (a: Cand, b: Cand) => number,
-  ) {}
+    private readonly order: ColdOrder,
+  ) {
+    this.cmp = order.compare;
+  }
 
   offer(seg: LoadedSegment, i: number): void {
-    const { heap, cmp } = this;
+    const { heap, cmp, probe } = this;
+    if (seg !== probe.seg) {
+      probe.seg = seg;
+      probe.cols = this.order.termColumns(seg);
+    }
     if (heap.length < this.k) {
-      heap.push({ seg, i });
+      heap.push({ seg, i, cols: probe.cols });
       let j = heap.length - 1;
       while (j > 0) {
         const p = (j - 1) >> 1;
@@ -306,10 +316,9 @@ class TopK {
       return;
     }
     if (this.k === 0) return;
-    this.probe.seg = seg;
-    this.probe.i = i;
-    if (cmp(this.probe, heap[0]!) >= 0) return;
-    heap[0] = { seg, i };
+    probe.i = i;
+    if (cmp(probe, heap[0]!) >= 0) return;
+    heap[0] = { seg, i, cols: probe.cols };
     let j = 0;
     for (;;) {
       const l = 2 * j + 1;
@@ -329,19 +338,51 @@ class TopK {
 }
 
 /**
+ * The live rows of a segment that pass the level's own filters and owner check, as row
+ * numbers in ascending order, computed column at a time; null when a filter has no compiled
+ * form (the caller tests row by row).
+ */
+function segmentSelector(view: ColdView, level: Level): ((seg: LoadedSegment) => Int32Array) | null {
+  const table = level.table;
+  const narrow = compileNarrowing(table, ownConditions(level));
+  if (!narrow) return null;
+  const owner = level.access.kind === "own" ? level.access.ownerId : null;
+  const shadows = view.shadows.get(table.name);
+  return (seg) => {
+    const rows = seg.data.rows;
+    const sel = new Int32Array(rows);
+    let n = 0;
+    if (seg.deleted.size === 0 && (shadows?.size ?? 0) === 0) {
+      for (let i = 0; i < rows; i++) sel[i] = i;
+      n = rows;
+    } else for (let i = 0; i < rows; i++) if (seg.isLive(i, shadows)) sel[n++] = i;
+    const cols = segmentColumns(table, seg);
+    if (owner !== null) {
+      const owners = cols(OWNER_COLUMN);
+      let m = 0;
+      for (let k = 0; k < n; k++) if (owners[sel[k]!] === owner) sel[m++] = sel[k]!;
+      n = m;
+    }
+    return sel.subarray(0, narrow(cols, sel, n));
+  };
+}
+
+/**
  * Calls `visit` for each live cold row of the level's root that passes its own filters,
  * segment by segment in row order; `visit` returning false skips the rest of that segment.
  * A callback rather than a generator: a scan of 100k rows spent a third of its time resuming
- * one.
+ * one. `stopsEarly`: the visitor may stop a segment early, so rows are tested one by one
+ * (narrowing a whole segment first would do the work the stop saves).
  */
 function scanCandidates(
   view: ColdView,
   level: Level,
   visit: (seg: LoadedSegment, i: number) => boolean | undefined,
+  stopsEarly = false,
 ): void {
   const name = level.table.name;
-  const filter = rowFilter(level);
   const shadows = view.shadows.get(name);
+  const filter = rowFilter(level);
   // id=eq.N / id=in.(…): look the keys up in each segment's key index instead of scanning.
   const keys = pinnedKeys(level.table, ownConditions(level));
   if (keys) {
@@ -353,6 +394,13 @@ function scanCandidates(
         if (filter && !filter(seg, i)) continue;
         if (visit(seg, i) === false) break;
       }
+    }
+    return;
+  }
+  const select = filter && !stopsEarly ? segmentSelector(view, level) : null;
+  if (select) {
+    for (const seg of view.segments.get(name) ?? []) {
+      for (const i of select(seg)) if (visit(seg, i) === false) break;
     }
     return;
   }
@@ -384,26 +432,31 @@ function keyOrdered(level: Level): boolean {
  */
 export function readLevelExec(sql: SqlStorage, view: ColdView, level: Level, k: number): SqlExec {
   const root = level.table;
-  const cmp = coldOrder(level);
+  const order = coldOrder(level);
   const aggregated = level.fields.some((f) => f.aggregate);
-  if (!cmp || aggregated || tablesOf(level).get(root.name) !== 1 || !exactlyFiltered(level)) {
+  if (!order || aggregated || tablesOf(level).get(root.name) !== 1 || !exactlyFiltered(level)) {
     return levelExec(sql, view, level);
   }
   return overlaySql(sql, view, (table) => {
     if (table.name !== root.name) return view.rows(table);
-    const top = new TopK(k, cmp);
+    const top = new TopK(k, order);
     const early = keyOrdered(level);
     let current: LoadedSegment | null = null;
     let taken = 0;
-    scanCandidates(view, level, (seg, i) => {
-      top.offer(seg, i);
-      if (!early) return true;
-      if (seg !== current) {
-        current = seg;
-        taken = 0;
-      }
-      return !(++taken >= k && seg.sortedByKey());
-    });
+    scanCandidates(
+      view,
+      level,
+      (seg, i) => {
+        top.offer(seg, i);
+        if (!early) return true;
+        if (seg !== current) {
+          current = seg;
+          taken = 0;
+        }
+        return !(++taken >= k && seg.sortedByKey());
+      },
+      early,
+    );
     return top.sorted().map((c) => view.rowValues(table, c.seg, c.i).map(sqlSafe));
   });
 }

@@ -172,3 +172,143 @@ export function compileConditions(
     };
   };
 }
+
+/**
+ * Narrows `sel[0..n)` (row numbers) in place to the rows passing, returns how many are left.
+ * Column at a time: a loop per condition over the rows still selected, instead of a chain of
+ * closures per row (a 100k-row range filter went from ~22 ns a row to a few).
+ */
+export type Narrow = (cols: Columns, sel: Int32Array, n: number) => number;
+
+function narrowBy(test: Test): Narrow {
+  return (cols, sel, n) => {
+    const t = test(cols);
+    let m = 0;
+    for (let k = 0; k < n; k++) {
+      const i = sel[k]!;
+      if (t(i) === true) sel[m++] = i;
+    }
+    return m;
+  };
+}
+
+/**
+ * A column of numbers only (no null) as a Float64Array, built once per column array and kept
+ * as long as it: reading unboxed doubles is several times faster than a plain array's boxed
+ * ones. False for a column with anything else in it.
+ */
+const unboxed = new WeakMap<object, Float64Array | false>();
+
+function numbersOf(xs: ArrayLike<unknown>): Float64Array | false {
+  let out = unboxed.get(xs);
+  if (out === undefined) {
+    const a = new Float64Array(xs.length);
+    out = a;
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i];
+      if (typeof x !== "number") {
+        out = false;
+        break;
+      }
+      a[i] = x;
+    }
+    unboxed.set(xs, out);
+  }
+  return out;
+}
+
+function numericNarrow(table: TableInfo, f: Filter): Narrow | null {
+  if (f.negate || f.field.path.length > 0 || f.quantifier) return null;
+  const op = f.op;
+  if (op !== "eq" && op !== "neq" && op !== "gt" && op !== "gte" && op !== "lt" && op !== "lte") return null;
+  const col = table.columns.get(f.field.column);
+  if (!col || !SCALAR.has(col.type)) return null;
+  let v: unknown;
+  try {
+    v = castValue(col.type, f.value, col.name);
+  } catch {
+    return null;
+  }
+  if (typeof v !== "number") return null;
+  const target = v;
+  const pass = CMP[op]!;
+  const name = col.name;
+  return (cols, sel, n) => {
+    const xs = cols(name);
+    let m = 0;
+    const nums = xs.length >= 1024 ? numbersOf(xs) : false;
+    if (nums) {
+      // One loop per operator: the comparison is the whole body.
+      switch (op) {
+        case "eq":
+          for (let k = 0; k < n; k++) if (nums[sel[k]!] === target) sel[m++] = sel[k]!;
+          break;
+        case "neq":
+          for (let k = 0; k < n; k++) if (nums[sel[k]!] !== target) sel[m++] = sel[k]!;
+          break;
+        case "gt":
+          for (let k = 0; k < n; k++) if (nums[sel[k]!]! > target) sel[m++] = sel[k]!;
+          break;
+        case "gte":
+          for (let k = 0; k < n; k++) if (nums[sel[k]!]! >= target) sel[m++] = sel[k]!;
+          break;
+        case "lt":
+          for (let k = 0; k < n; k++) if (nums[sel[k]!]! < target) sel[m++] = sel[k]!;
+          break;
+        default:
+          for (let k = 0; k < n; k++) if (nums[sel[k]!]! <= target) sel[m++] = sel[k]!;
+      }
+      return m;
+    }
+    for (let k = 0; k < n; k++) {
+      const i = sel[k]!;
+      const x = xs[i];
+      let ok: boolean;
+      if (typeof x === "number") {
+        switch (op) {
+          case "eq":
+            ok = x === target;
+            break;
+          case "neq":
+            ok = x !== target;
+            break;
+          case "gt":
+            ok = x > target;
+            break;
+          case "gte":
+            ok = x >= target;
+            break;
+          case "lt":
+            ok = x < target;
+            break;
+          default:
+            ok = x <= target;
+        }
+      } else ok = x !== null && x !== undefined && pass(cmp(x, target));
+      if (ok) sel[m++] = i;
+    }
+    return m;
+  };
+}
+
+/** The conditions as one `Narrow` (each a column-at-a-time loop when it can be), or null. */
+export function compileNarrowing(table: TableInfo, conditions: Condition[]): Narrow | null {
+  const parts: Narrow[] = [];
+  for (const c of conditions) {
+    const fast = c.type === "filter" ? numericNarrow(table, c) : null;
+    if (fast) {
+      parts.push(fast);
+      continue;
+    }
+    const test = compile(table, c);
+    if (!test) return null;
+    parts.push(narrowBy(test));
+  }
+  return (cols, sel, n) => {
+    for (const p of parts) {
+      if (n === 0) break;
+      n = p(cols, sel, n);
+    }
+    return n;
+  };
+}
