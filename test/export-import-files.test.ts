@@ -9,6 +9,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { strFromU8, strToU8, unzipSync, zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
+import { planFiles, STORAGE_MEMBER, stageFiles } from "../durable-objects/import-files.ts";
+import { extract, listMembers } from "../durable-objects/import-zip.ts";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
 import { call, createProject, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
@@ -128,7 +130,8 @@ async function expectNoFiles(p: TestProject) {
   expect([u.objects, u.pendingUploads]).toEqual([0, 0]);
 }
 
-describe("files through export and import", () => {
+// Each test makes projects with files and reads them back: seconds under load, more than the default 5.
+describe("files through export and import", { timeout: 30_000 }, () => {
   it("restores buckets, settings, metadata and bytes into a fresh project", async () => {
     const from = await source();
     const zip = await exportZip(from);
@@ -335,6 +338,33 @@ describe("files through export and import", () => {
           tables: {},
         },
       );
+    });
+
+    it("a crash between storing the bytes and the commit: nothing visible, and the sweep deletes the bytes", async () => {
+      const zip = await exportZip(await source());
+      const p = await createProject("import-crash");
+      // The first two steps of an import, then nothing: as if the object died before its transaction.
+      await runInDurableObject(stubOf(p), async (_i: ProjectDO, state) => {
+        const { blobs, storage } = listMembers(zip);
+        const host = {
+          sql: state.storage.sql,
+          storage: state.storage,
+          r2: testEnv.BUCKET,
+          projectId: p.id,
+          defaultQuotaBytes: 10 * 2 ** 30,
+          armSweep: async () => {},
+        };
+        const plan = planFiles(host, blobs, storage ? extract(zip, STORAGE_MEMBER) : null);
+        await stageFiles(host, zip, plan!);
+      });
+      expect(await r2Keys(p)).toHaveLength(4);
+      expect(await (await files(p, "/bucket")).json()).toEqual([]);
+      expect(await usage(p)).toMatchObject({ objects: 0, pendingUploads: 4 });
+      // The alarm's sweep (FileStore.sweep), here on demand: uploads that never committed go.
+      expect(await ok(files(p, "/sweep", { method: "POST", body: { olderThanSeconds: 0 } }))).toMatchObject({
+        abortedUploads: 4,
+      });
+      await expectNoFiles(p);
     });
 
     it("a project that already has a bucket: 409", async () => {

@@ -84,7 +84,8 @@ async function parentWithFiles(): Promise<TestProject> {
   return p;
 }
 
-describe("a fork's files", () => {
+// Each test makes projects with files and reads them back: seconds under load, more than the default 5.
+describe("a fork's files", { timeout: 30_000 }, () => {
   it("are the parent's, copied: each side's changes and deletion stay its own", async () => {
     const parent = await parentWithFiles();
     const res = await fork(parent);
