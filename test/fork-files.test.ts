@@ -142,6 +142,56 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     expect(new Uint8Array(await again.arrayBuffer())).toEqual(binary(200_000));
   });
 
+  it("a file replaced while the fork copies is copied as replaced; one removed is left out", async () => {
+    const parent = await parentWithFiles();
+    // The parent's R2, as seen by its object: the first read of two keys finds them gone,
+    // because (as a concurrent upsert and remove would) the files changed just then.
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO, state) => {
+      const sql = state.storage.sql;
+      const keyOf = (name: string) =>
+        String(
+          sql.exec("SELECT key FROM _hearth_storage_objects WHERE bucket = 'docs' AND name = ?", name).one()
+            .key,
+        );
+      const replaced = keyOf("replace.txt");
+      const removed = keyOf("sub/remove.txt");
+      const real = testEnv.BUCKET;
+      const racing = Object.create(real) as R2Bucket;
+      racing.put = (...args: Parameters<R2Bucket["put"]>) => real.put(...args);
+      racing.delete = (keys: string | string[]) => real.delete(keys);
+      racing.get = async (...args: Parameters<R2Bucket["get"]>) => {
+        const key = args[0];
+        if (key === replaced) {
+          const next = `${replaced}-v2`;
+          await real.put(next, "replaced while forking");
+          sql.exec(
+            "UPDATE _hearth_storage_objects SET key = ?, size = 22 WHERE bucket = 'docs' AND name = 'replace.txt'",
+            next,
+          );
+          await real.delete(replaced);
+          return null;
+        }
+        if (key === removed) {
+          sql.exec("DELETE FROM _hearth_storage_objects WHERE bucket = 'docs' AND name = 'sub/remove.txt'");
+          await real.delete(removed);
+          return null;
+        }
+        return real.get(...args);
+      };
+      instance.bucketOverride = racing;
+    });
+    const res = await fork(parent);
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      instance.bucketOverride = null;
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const child = (await res.json()) as TestProject;
+    expect(await text(child, "docs/replace.txt")).toBe("replaced while forking");
+    expect(await text(child, "docs/sub/remove.txt")).toBe(404);
+    expect(await names(child, "docs")).toEqual(["keep.txt 4 text/plain", "replace.txt 22 text/plain"]);
+    expect(await r2Keys(child.id)).toHaveLength(3);
+  });
+
   it("a copy that fails half-way: 503, and no fork, no copied bytes left", async () => {
     const parent = await parentWithFiles();
     // Flushed now, so that the fork's own flush has nothing to put and only file copies fail.
