@@ -2,7 +2,7 @@
  * Storage failures as values (they cross the RPC boundary) and their Supabase Storage
  * names: storage-js shows `message`, and `error` is the name Supabase users know.
  */
-import { ERROR_STATUS, type ErrorCode, HearthError, hearthErrorIn } from "../../shared/errors.ts";
+import { ERROR_STATUS, type ErrorCode, hearthErrorIn } from "../../shared/errors.ts";
 import type { StorageFailure } from "./types.ts";
 
 const SUPABASE_NAME: Partial<Record<ErrorCode, string>> = {
