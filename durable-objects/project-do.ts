@@ -12,9 +12,11 @@ import { errorResponse, HearthError, REQUEST_ID_HEADER } from "../shared/errors.
 import { PRINCIPAL_HEADER, type Principal, TOKEN_HEADER } from "../shared/principal.ts";
 import { drain, readJsonBody } from "../shared/rest/bodies.ts";
 import type { TableDef } from "../shared/schema.ts";
+import { forgetMemberships } from "../workers/auth/principal.ts";
 import { guardCatalog } from "../workers/catalog/guard.ts";
 import type { Env } from "../workers/env.ts";
 import { forgetGrant } from "../workers/oauth/grant-check.ts";
+import { ClientLimiter, clientOf, readClientRateLimit } from "./client-limit.ts";
 import { prepareWrite } from "./cold/cold-read.ts";
 import { ColdStore } from "./cold/cold-store.ts";
 import { collectGarbage, compact } from "./cold/compact.ts";
@@ -48,7 +50,6 @@ import {
   type SocketKind,
   SocketStore,
 } from "./realtime/sockets.ts";
-import { ClientLimiter, clientOf, readClientRateLimit } from "./client-limit.ts";
 import { RateLimitedError, RequestMeter, readRateLimit } from "./request-meter.ts";
 import { handleRest } from "./rest-handler.ts";
 import { JSON_TYPE, respond } from "./rest-response.ts";
@@ -788,6 +789,8 @@ export class ProjectDO extends DurableObject<Env> {
 
   /** Members or keys of the project changed: every socket's token is checked again. */
   async accessChanged(): Promise<void> {
+    // Re-checks must see the change: drop this isolate's cached roles in the project first.
+    if (this.state.projectId) forgetMemberships(this.state.projectId);
     this.restoreSockets();
     this.realtime.recheckAll();
     this.sync.recheckAll();

@@ -11,6 +11,7 @@ import { z } from "zod";
 import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { platformCaller } from "../auth/admin.ts";
+import { forgetMemberships } from "../auth/principal.ts";
 import { accounts, projectMembers } from "../catalog/schema.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { visibleProject } from "./access.ts";
@@ -48,6 +49,7 @@ membersRoutes.get("/", async (c) => {
 
 /** Open realtime and sync sockets re-check their tokens (a role may have changed) before the next event. */
 async function tellProject(env: Env, projectId: string): Promise<void> {
+  forgetMemberships(projectId);
   try {
     await env.PROJECT.get(env.PROJECT.idFromName(projectId)).accessChanged();
   } catch (err) {

@@ -14,6 +14,7 @@ import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { platformCaller } from "../auth/admin.ts";
 import { sha256Hex, signKey } from "../auth/keys.ts";
+import { forgetMemberships } from "../auth/principal.ts";
 import { accounts, apiKeys, projectMembers, projects } from "../catalog/schema.ts";
 import { readConfig } from "../config.ts";
 import type { AppEnv, Env } from "../env.ts";
@@ -231,6 +232,7 @@ async function removeProject(env: Env, id: string): Promise<void> {
     db.delete(projectMembers).where(eq(projectMembers.projectId, id)),
     db.delete(projects).where(eq(projects.id, id)),
   ]);
+  forgetMemberships(id);
   await env.PROJECT.get(env.PROJECT.idFromName(id)).destroy();
   await deleteProjectBlobs(env.BUCKET, id, env.CATALOG);
 }
