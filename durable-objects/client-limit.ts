@@ -11,6 +11,7 @@
 import { HearthError } from "../shared/errors.ts";
 import type { Principal } from "../shared/principal.ts";
 import { type RateLimit, readRateLimit } from "./request-meter.ts";
+import type { StorageCaller } from "./storage/types.ts";
 
 /** Clients tracked at most; past it, full buckets are forgotten first (forgetting one only refills it). */
 const MAX_CLIENTS = 10_000;
@@ -30,6 +31,19 @@ export function readClientRateLimit(env: {
 
 /** The client a request is counted against, or null for the service key (not limited per client). */
 export function clientOf(principal: Principal, headers: Headers): string | null {
+  return clientKey(principal, headers.get("cf-connecting-ip"));
+}
+
+/**
+ * The client of a storage call: as `clientOf` for a token; a public or signed URL is
+ * anonymous, counted by its IP.
+ */
+export function storageClientOf(caller: StorageCaller): string | null {
+  if (caller.kind === "principal") return clientKey(caller.principal, caller.ip ?? null);
+  return `ip:${caller.ip ?? "unknown"}`;
+}
+
+function clientKey(principal: Principal, ip: string | null): string | null {
   switch (principal.role) {
     case "service":
       return null;
@@ -38,7 +52,7 @@ export function clientOf(principal: Principal, headers: Headers): string | null 
     case "app":
       return `grant:${principal.grantId}`;
     case "anon":
-      return `ip:${headers.get("cf-connecting-ip") ?? "unknown"}`;
+      return `ip:${ip ?? "unknown"}`;
   }
 }
 

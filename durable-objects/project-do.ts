@@ -16,7 +16,13 @@ import { forgetMemberships } from "../workers/auth/principal.ts";
 import { guardCatalog } from "../workers/catalog/guard.ts";
 import type { Env } from "../workers/env.ts";
 import { forgetGrant } from "../workers/oauth/grant-check.ts";
-import { ClientLimiter, clientOf, readClientRateLimit } from "./client-limit.ts";
+import {
+  ClientLimiter,
+  ClientRateLimitedError,
+  clientOf,
+  readClientRateLimit,
+  storageClientOf,
+} from "./client-limit.ts";
 import { prepareWrite } from "./cold/cold-read.ts";
 import { ColdStore } from "./cold/cold-store.ts";
 import { collectGarbage, compact } from "./cold/compact.ts";
@@ -665,7 +671,10 @@ export class ProjectDO extends DurableObject<Env> {
       this.lastActivity = Date.now();
       // One token per storage request, as for REST: its first call here. The calls that
       // finish an upload already admitted (commit, abort, multipart id) are never refused.
-      if (metered) this.meter.admit();
+      if (metered) {
+        this.clients.admit(storageClientOf(caller));
+        this.meter.admit();
+      }
       const projectId = caller.kind === "principal" ? caller.principal.projectId : caller.projectId;
       if (this.state.projectId === null) await this.wake(projectId);
       if (caller.kind === "principal") this.checkPrincipal(caller.principal);
@@ -684,7 +693,7 @@ export class ProjectDO extends DurableObject<Env> {
       return result;
     } catch (err) {
       if (metered) this.meter.answered(err instanceof HearthError ? err.status : 500);
-      if (err instanceof RateLimitedError) {
+      if (err instanceof RateLimitedError || err instanceof ClientRateLimitedError) {
         return { ...storageFailure(err.code, err.message), retryAfterSeconds: err.retryAfterSeconds };
       }
       if (err instanceof HearthError) {

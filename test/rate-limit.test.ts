@@ -250,3 +250,60 @@ describe("the per-client limit", () => {
     expect(stats.requests.clients).toMatchObject({ limited: 3, tracked: 3, limit: { perSecond: 0.001 } });
   });
 });
+
+describe("storage requests over a client's share", () => {
+  it("count anonymous downloads per IP and token holders per account, with storage-js's 429 body", async () => {
+    const p = await createProject("storage-client-rate");
+    const files = (path: string, init: Parameters<typeof call>[1] = {}) =>
+      call(`${p.url}/storage/v1${path}`, { key: p.serviceKey, ...init });
+    expect((await files("/bucket", { method: "POST", body: { id: "pub", public: true } })).status).toBe(200);
+    const put = await files("/object/pub/a.txt", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "hello",
+    });
+    expect(put.status).toBe(200);
+    await clientLimit(p, 0.001, 2);
+    const publicGet = (ip: string) =>
+      files("/object/public/pub/a.txt", { key: null, headers: { "cf-connecting-ip": ip } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await publicGet("198.51.100.7");
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+        expect(await res.json()).toMatchObject({
+          statusCode: "429",
+          code: "HEARTH_RATE_LIMITED",
+          error: "SlowDown",
+          message: expect.stringContaining("from this client"),
+        });
+      } else await res.body?.cancel();
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    // Another IP has its own share, and the service key has none to run out of.
+    const other = await publicGet("198.51.100.8");
+    expect(other.status).toBe(200);
+    await other.body?.cancel();
+    for (let i = 0; i < 4; i++) {
+      const res = await files("/object/pub/a.txt");
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+    }
+    // An account's token: its own share, whatever the IP.
+    const user = await account("storage-client-limit");
+    const listAs = (ip: string) =>
+      files("/object/list/pub", {
+        key: user,
+        method: "POST",
+        body: { prefix: "" },
+        headers: { "cf-connecting-ip": ip },
+      });
+    expect((await listAs("203.0.113.1")).status).toBe(200);
+    expect((await listAs("203.0.113.2")).status).toBe(200);
+    expect((await listAs("203.0.113.3")).status).toBe(429);
+    const stats = await admin<{ requests: { limited: number; clients: { limited: number } } }>(p, "stats");
+    expect(stats.requests.limited).toBe(0);
+    expect(stats.requests.clients.limited).toBe(2);
+  });
+});

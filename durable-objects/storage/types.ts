@@ -6,10 +6,11 @@
 import type { Principal } from "../../shared/principal.ts";
 
 /** Who asks: a principal (policies and scopes apply), anyone (public URL), or a signed URL. */
+/** Who a storage call is for; `ip` (cf-connecting-ip) counts anonymous callers per client. */
 export type StorageCaller =
-  | { kind: "principal"; principal: Principal }
-  | { kind: "public"; projectId: string }
-  | { kind: "signed"; projectId: string; owner: string | null };
+  | { kind: "principal"; principal: Principal; ip?: string | null }
+  | { kind: "public"; projectId: string; ip?: string | null }
+  | { kind: "signed"; projectId: string; owner: string | null; ip?: string | null };
 
 export type SortColumn = "name" | "created_at" | "updated_at" | "last_accessed_at";
 

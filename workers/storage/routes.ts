@@ -70,12 +70,21 @@ storageRoutes.all("/*", async (c) => {
     parts,
     url,
     caller: async () => {
-      caller ??= { kind: "principal", principal: await authenticate(c, projectId) };
+      caller ??= {
+        kind: "principal",
+        principal: await authenticate(c, projectId),
+        ip: c.req.header("cf-connecting-ip") ?? null,
+      };
       return caller;
     },
   };
   return route(r);
 });
+
+/** The caller's IP (cf-connecting-ip), by which anonymous callers are rate-limited. */
+export function clientIp(r: StorageRequest): string | null {
+  return r.c.req.header("cf-connecting-ip") ?? null;
+}
 
 function notFound(r: StorageRequest): never {
   throw new HearthError("HEARTH_NOT_FOUND", `No storage route for ${r.method} ${r.url.pathname}`);
@@ -116,7 +125,7 @@ async function route(r: StorageRequest): Promise<Response> {
       return infoRoute(r, rest[0] === "public" || rest[0] === "authenticated" ? rest.slice(1) : rest);
     case "public":
       if (m !== "GET" && m !== "HEAD") return notFound(r);
-      return readRoute(r, rest, { kind: "public", projectId: r.projectId });
+      return readRoute(r, rest, { kind: "public", projectId: r.projectId, ip: clientIp(r) });
     case "authenticated":
       if (m !== "GET" && m !== "HEAD") return notFound(r);
       return readRoute(r, rest, await r.caller());

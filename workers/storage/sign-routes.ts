@@ -9,7 +9,7 @@ import type { StorageCaller } from "../../durable-objects/storage/types.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { readConfig } from "../config.ts";
 import { callStorage, json, jsonBody, objectResponse } from "./http.ts";
-import { objectPath, type StorageRequest } from "./routes.ts";
+import { clientIp, objectPath, type StorageRequest } from "./routes.ts";
 import { signUrlToken, verifyUrlToken } from "./signing.ts";
 import { uploadObject } from "./upload.ts";
 
@@ -96,7 +96,7 @@ export async function signedRead(r: StorageRequest, rest: string[]): Promise<Res
     url: `${bucket}/${name}`,
     right: "read",
   });
-  const caller: StorageCaller = { kind: "signed", projectId: r.projectId, owner: null };
+  const caller: StorageCaller = { kind: "signed", projectId: r.projectId, owner: null, ip: clientIp(r) };
   const row = await callStorage<Parameters<typeof objectResponse>[1]>(r.c.env, r.projectId, caller, {
     op: "read",
     bucket,
@@ -135,6 +135,11 @@ export async function signedUpload(r: StorageRequest, rest: string[]): Promise<R
     url: `${bucket}/${name}`,
     right: "upload",
   });
-  const caller: StorageCaller = { kind: "signed", projectId: r.projectId, owner: claims.owner ?? null };
+  const caller: StorageCaller = {
+    kind: "signed",
+    projectId: r.projectId,
+    owner: claims.owner ?? null,
+    ip: clientIp(r),
+  };
   return uploadObject(r, caller, bucket, name, claims.upsert ? "upsert" : "create");
 }
