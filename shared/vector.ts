@@ -96,19 +96,46 @@ export function norm(a: Float32Array | Float64Array): number {
   return Math.sqrt(s);
 }
 
-export function dot(a: ArrayLike<number>, b: ArrayLike<number>, n: number, bOffset = 0): number {
-  let s = 0;
-  for (let i = 0; i < n; i++) s += a[i]! * b[bOffset + i]!;
-  return s;
+// The loops below run four independent sums: about twice as fast in V8 as one running sum
+// (the adds no longer wait on each other), which is most of an exact search's time.
+
+export function dot(a: Float32Array, b: Float32Array, n: number, bOffset = 0): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let i = 0;
+  for (let o = bOffset; i + 3 < n; i += 4, o += 4) {
+    s0 += a[i]! * b[o]!;
+    s1 += a[i + 1]! * b[o + 1]!;
+    s2 += a[i + 2]! * b[o + 2]!;
+    s3 += a[i + 3]! * b[o + 3]!;
+  }
+  for (; i < n; i++) s0 += a[i]! * b[bOffset + i]!;
+  return s0 + s1 + s2 + s3;
 }
 
-export function l2Squared(a: ArrayLike<number>, b: ArrayLike<number>, n: number, bOffset = 0): number {
-  let s = 0;
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[bOffset + i]!;
-    s += d * d;
+export function l2Squared(a: Float32Array, b: Float32Array, n: number, bOffset = 0): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let i = 0;
+  for (let o = bOffset; i + 3 < n; i += 4, o += 4) {
+    const d0 = a[i]! - b[o]!;
+    const d1 = a[i + 1]! - b[o + 1]!;
+    const d2 = a[i + 2]! - b[o + 2]!;
+    const d3 = a[i + 3]! - b[o + 3]!;
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
   }
-  return s;
+  for (; i < n; i++) {
+    const d = a[i]! - b[bOffset + i]!;
+    s0 += d * d;
+  }
+  return s0 + s1 + s2 + s3;
 }
 
 /**
@@ -129,15 +156,27 @@ export function distanceTo(
     case "cosine": {
       const qn = norm(query);
       return (b, o) => {
-        let s = 0;
-        let bn = 0;
-        for (let i = 0; i < n; i++) {
-          const y = b[o + i]!;
-          s += query[i]! * y;
-          bn += y * y;
+        let s0 = 0;
+        let s1 = 0;
+        let n0 = 0;
+        let n1 = 0;
+        let i = 0;
+        for (; i + 1 < n; i += 2) {
+          const y0 = b[o + i]!;
+          const y1 = b[o + i + 1]!;
+          s0 += query[i]! * y0;
+          s1 += query[i + 1]! * y1;
+          n0 += y0 * y0;
+          n1 += y1 * y1;
         }
+        if (i < n) {
+          const y = b[o + i]!;
+          s0 += query[i]! * y;
+          n0 += y * y;
+        }
+        const bn = n0 + n1;
         if (bn === 0 || qn === 0) return null;
-        return 1 - s / (qn * Math.sqrt(bn));
+        return 1 - (s0 + s1) / (qn * Math.sqrt(bn));
       };
     }
   }

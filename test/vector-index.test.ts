@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { buildIvf, decodeIvf, encodeIvf, probeIvf } from "../shared/vector-index.ts";
+import { buildIvf, decodeIvf, encodeIvf, ivfVectorsAt, probeIvf } from "../shared/vector-index.ts";
 import { admin, projectWithSchema, rest } from "./helpers/api.ts";
 import { prng } from "./helpers/prng.ts";
 
@@ -72,8 +72,19 @@ describe("IVF index", () => {
     const DIMS = 128;
     const { matrix, query } = clustered(N, DIMS, 200, 42, 1.2);
     const rows = Uint32Array.from({ length: N }, (_, i) => i);
-    const index = decodeIvf(encodeIvf(buildIvf(matrix, DIMS, rows)));
+    const bytes = encodeIvf(buildIvf(matrix, DIMS, rows), matrix);
+    const index = decodeIvf(bytes);
+    expect(index.version).toBe(2);
     expect(index.lists).toBe(158);
+    // version 2 holds the vectors in list order after the index part
+    const vectors = new Float32Array(bytes.slice(ivfVectorsAt(index)).buffer);
+    expect(vectors.length).toBe(N * DIMS);
+    for (const j of [0, 1, 777, N - 1]) {
+      const r = index.ids[j]!;
+      expect(vectors.subarray(j * DIMS, (j + 1) * DIMS)).toEqual(matrix.subarray(r * DIMS, (r + 1) * DIMS));
+    }
+    // the index part alone (what a query reads) decodes to the same index
+    expect(decodeIvf(bytes.subarray(0, ivfVectorsAt(index))).ids).toEqual(index.ids);
     expect(index.ids.length).toBe(N);
     expect(new Set(index.ids).size).toBe(N); // every row in exactly one list
     const all = Array.from({ length: N }, (_, i) => i);
@@ -93,17 +104,32 @@ describe("IVF index", () => {
 
   it("refuses a corrupt index", () => {
     const { matrix } = clustered(100, 4, 3, 1);
-    const bytes = encodeIvf(
-      buildIvf(
-        matrix,
-        4,
-        Uint32Array.from({ length: 100 }, (_, i) => i),
-      ),
+    const index = buildIvf(
+      matrix,
+      4,
+      Uint32Array.from({ length: 100 }, (_, i) => i),
     );
-    expect(() => decodeIvf(bytes.subarray(0, bytes.length - 4))).toThrow(/bytes, header says/);
-    const bad = bytes.slice();
-    bad[0] = 0;
-    expect(() => decodeIvf(bad)).toThrow(/magic/);
+    for (const bytes of [encodeIvf(index, matrix), encodeIvf(index)]) {
+      expect(() => decodeIvf(bytes.subarray(0, bytes.length - 4))).toThrow(/bytes, header says/);
+      const bad = bytes.slice();
+      bad[0] = 0;
+      expect(() => decodeIvf(bad)).toThrow(/magic/);
+    }
+  });
+
+  it("still reads a version 1 index (no vectors): same lists, probed in the segment", () => {
+    const { matrix, query } = clustered(3000, 8, 10, 3);
+    const index = buildIvf(
+      matrix,
+      8,
+      Uint32Array.from({ length: 3000 }, (_, i) => i),
+    );
+    const old = decodeIvf(encodeIvf(index));
+    expect(old.version).toBe(1);
+    expect(old.spread).toBeUndefined();
+    expect(old.ids).toEqual(index.ids);
+    const q = query();
+    expect(probeIvf(old, q, "cosine", 3)).toEqual(probeIvf(index, q, "cosine", 3));
   });
 });
 

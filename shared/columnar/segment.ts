@@ -422,8 +422,12 @@ export class SegmentData {
     private rawBytes: number,
   ) {}
 
-  /** Parses the IPC file and decompresses its record batches; converts nothing yet. */
-  static decode(bytes: Uint8Array): SegmentData {
+  /**
+   * Parses the IPC file and decompresses its record batches; converts nothing yet. Columns
+   * in `without` are dropped once read (they read as nulls): vector search keeps a
+   * segment's other columns in memory and reads its vectors from the index beside it.
+   */
+  static decode(bytes: Uint8Array, without?: ReadonlySet<string>): SegmentData {
     // Arrow views buffers in place as Int32/BigInt64 arrays, which need aligned offsets.
     const source = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes); // (a Buffer's slice is a view)
     const reader = RecordBatchReader.from(source).open();
@@ -434,14 +438,18 @@ export class SegmentData {
       const type = columnType(f);
       return type === "vector" ? { name: f.name, type, dimensions: f.type.listSize } : { name: f.name, type };
     });
-    const chunks = new Map<string, Data[]>(fields.map((f) => [f.name, []]));
+    const chunks = new Map<string, Data[]>(
+      fields.filter((f) => !without?.has(f.name)).map((f) => [f.name, []]),
+    );
     let rows = 0;
     let raw = 0;
     for (const batch of reader) {
       if (batch.numRows === 0) continue;
       rows += batch.numRows;
       batch.data.children.forEach((d, j) => {
-        chunks.get(fields[j]!.name)!.push(d);
+        const kept = chunks.get(fields[j]!.name);
+        if (!kept) return;
+        kept.push(d);
         raw += bodyBytes(d);
       });
     }
