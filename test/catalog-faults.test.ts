@@ -40,12 +40,17 @@ function apiWith(catalog: D1Database): Api {
 const up = apiWith(realCatalog);
 const down = apiWith(catalogDown());
 
-/** 503 HEARTH_CATALOG_UNAVAILABLE with retry-after; `field` is where the body carries the code. */
+/**
+ * 503 HEARTH_CATALOG_UNAVAILABLE with retry-after; `field` is where the body carries the code.
+ * The OAuth endpoints say it in RFC 6749's words: `temporarily_unavailable`.
+ */
 async function expectUnavailable(res: Response, field: "code" | "error_code" = "code"): Promise<void> {
   const text = await res.text();
   expect(res.status, text).toBe(503);
   expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
-  expect(JSON.parse(text)[field]).toBe("HEARTH_CATALOG_UNAVAILABLE");
+  const body = JSON.parse(text);
+  if (body.error === "temporarily_unavailable") expect(body.error_description).toMatch(/catalog/i);
+  else expect(body[field]).toBe("HEARTH_CATALOG_UNAVAILABLE");
 }
 
 /**
@@ -274,6 +279,11 @@ describe("the catalog down on the request path", () => {
         client_id: app.clientId,
         code_verifier: verifier,
       });
+    // OAuth clients read RFC 6749's error fields: the outage is `temporarily_unavailable`.
+    const outage = await exchange(down);
+    expect(outage.status).toBe(503);
+    expect(outage.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(await outage.json()).toMatchObject({ error: "temporarily_unavailable" });
     const exchanged = await sweep(
       exchange,
       async () => {},

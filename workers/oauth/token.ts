@@ -11,7 +11,7 @@ import { sha256Hex } from "../auth/keys.ts";
 import { oauthCodes, oauthRefreshTokens } from "../catalog/oauth-schema.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { type Grant, loadGrant, prepareTokens, revokeRefreshTokens } from "./grants.ts";
-import { OAuthError, oauthErrorResponse } from "./oauth-error.ts";
+import { asOAuthError, OAuthError, oauthErrorResponse } from "./oauth-error.ts";
 import { CODE_VERIFIER, s256, sameHash } from "./tokens.ts";
 
 export type Form = Record<string, string>;
@@ -200,33 +200,34 @@ export async function tokenEndpoint(c: Context<AppEnv>): Promise<Response> {
         : await refresh(c.env, origin, app, form);
     return c.json(body, 200, { "cache-control": "no-store", pragma: "no-cache" });
   } catch (err) {
-    if (err instanceof OAuthError) return oauthErrorResponse(err, c.get("requestId"));
+    const oauth = asOAuthError(err);
+    if (oauth) return oauthErrorResponse(oauth, c.get("requestId"));
     throw err;
   }
 }
 
 /** `POST /oauth/revoke` (RFC 7009): 200 whatever the token, so it reveals nothing. */
 export async function revokeEndpoint(c: Context<AppEnv>): Promise<Response> {
-  let form: Form;
   try {
-    form = await readForm(c);
+    const form = await readForm(c);
+    const token = form.token;
+    if (token) {
+      // A refresh token is itself the secret: whoever holds it may use it, so revoking it with
+      // no further client authentication gives nothing away. Its whole chain goes with it.
+      const [row] = await drizzle(c.env.CATALOG)
+        .select()
+        .from(oauthRefreshTokens)
+        .where(eq(oauthRefreshTokens.tokenHash, await sha256Hex(token)));
+      if (row && (form.client_id === undefined || form.client_id === row.clientId)) {
+        await revokeRefreshTokens(c.env, { family: row.family });
+      }
+      // Access tokens are JWTs that expire within the hour; the user revokes them all at once
+      // with DELETE /account/grants/<id>.
+    }
+    return c.body(null, 200, { "cache-control": "no-store" });
   } catch (err) {
-    if (err instanceof OAuthError) return oauthErrorResponse(err, c.get("requestId"));
+    const oauth = asOAuthError(err);
+    if (oauth) return oauthErrorResponse(oauth, c.get("requestId"));
     throw err;
   }
-  const token = form.token;
-  if (token) {
-    // A refresh token is itself the secret: whoever holds it may use it, so revoking it with
-    // no further client authentication gives nothing away. Its whole chain goes with it.
-    const [row] = await drizzle(c.env.CATALOG)
-      .select()
-      .from(oauthRefreshTokens)
-      .where(eq(oauthRefreshTokens.tokenHash, await sha256Hex(token)));
-    if (row && (form.client_id === undefined || form.client_id === row.clientId)) {
-      await revokeRefreshTokens(c.env, { family: row.family });
-    }
-    // Access tokens are JWTs that expire within the hour; the user revokes them all at once
-    // with DELETE /account/grants/<id>.
-  }
-  return c.body(null, 200, { "cache-control": "no-store" });
 }
