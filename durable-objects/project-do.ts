@@ -176,7 +176,8 @@ export class ProjectDO extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     this.sockets = new SocketStore(sql);
     const auth = new Authenticator(
-      this.env,
+      // the catalog as the request path sees it: an outage is a 503, not a revoked token
+      new Proxy(this.env, { get: (env, k) => (k === "CATALOG" ? this.catalog : Reflect.get(env, k)) }),
       () => this.state.projectId ?? "",
       (id) => this.state.hasKey(id),
     );

@@ -29,6 +29,7 @@ import {
   signup,
   tokenRequest,
 } from "./helpers/oauth.ts";
+import { connectRealtime } from "./helpers/realtime.ts";
 
 const realCatalog = (env as unknown as Env).CATALOG;
 
@@ -127,6 +128,44 @@ describe("the catalog down on the request path", () => {
     );
     expect(refused).toBeGreaterThanOrEqual(1);
     expect(await (await read(up)).json()).toEqual([{ id: 7, body: "once" }]);
+  });
+
+  it("realtime with an account token: a re-check during an outage keeps the channel, a join is refused 503", async () => {
+    const owner = await signup(up, "d1-realtime");
+    const p = await createOwnedProject(up, owner.accessToken, "d1-realtime");
+    expect((await putSchema(p, NOTES)).status).toBe(200);
+    const rt = await connectRealtime(p, p.anonKey);
+    try {
+      const joined = await rt.join(
+        "notes",
+        { postgres_changes: [{ event: "*", schema: "public", table: "notes" }] },
+        owner.accessToken,
+      );
+      expect(joined.status).toBe("ok");
+      const setCatalog = (catalog: D1Database | null) =>
+        runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+          instance.catalogOverride = catalog;
+        });
+      await setCatalog(catalogDown());
+      // Every socket's token is checked again now; the catalog cannot answer: the channel stays.
+      await runInDurableObject(stubOf(p), (instance: ProjectDO) => instance.accessChanged());
+      const ins = await up.fetch(`${p.url}/rest/v1/notes`, {
+        method: "POST",
+        headers: { apikey: p.serviceKey, "content-type": "application/json" },
+        body: JSON.stringify({ id: 1, body: "during the outage" }),
+      });
+      expect(ins.status).toBe(201);
+      const change = await rt.waitFor((f) => f[3] === "postgres_changes");
+      expect(change[4]).toMatchObject({ data: { record: { id: 1, body: "during the outage" } } });
+      // A new join must check the token, and cannot: a clear 503, not a 500 or a revoked token.
+      const refused = await rt.join("notes-2", { postgres_changes: [] }, owner.accessToken);
+      expect(refused.status).toBe("error");
+      expect(JSON.stringify(refused.response)).toContain("HEARTH_CATALOG_UNAVAILABLE");
+      await setCatalog(null);
+      expect((await rt.join("notes-3", { postgres_changes: [] }, owner.accessToken)).status).toBe("ok");
+    } finally {
+      rt.close();
+    }
   });
 
   it("a frozen project wakes only with its catalog: 503 until it is back, then the same rows", async () => {

@@ -4,7 +4,7 @@
  * membership behind an account or app token at most every RECHECK_MS (D1), before the
  * next events are delivered. A revoked grant is also pushed here by the gateway at once.
  */
-import { HearthError } from "../../shared/errors.ts";
+import { HearthError, hearthErrorIn } from "../../shared/errors.ts";
 import { principalForToken } from "../../workers/auth/principal.ts";
 import type { Env } from "../../workers/env.ts";
 import type { SocketAuth } from "./sockets.ts";
@@ -47,14 +47,16 @@ export class Authenticator {
 
   /**
    * The token checked again (session, grant, membership): the fresh auth, or why it failed.
-   * When the check itself fails (D1 unreachable) the previous answer stands until the next
+   * When the check itself fails (D1 unreachable: 503 HEARTH_CATALOG_UNAVAILABLE, or anything
+   * unexpected) the previous answer stands until the next
    * try, RETRY_MS later; the token's expiry and pushed revocations still apply meanwhile.
    */
   async recheck(auth: SocketAuth): Promise<SocketAuth | string> {
     try {
       return await this.establish(auth.token);
     } catch (err) {
-      if (err instanceof HearthError) return err.message;
+      const known = hearthErrorIn(err);
+      if (known && known.status !== 503) return known.message;
       console.error("realtime: token recheck failed, retrying soon", err);
       return { ...auth, checkedAt: Date.now() - RECHECK_MS + RETRY_MS };
     }

@@ -7,7 +7,7 @@
  * - Delivery: at most once, in LSN order per socket; every event is re-checked against the
  *   subscriber's current token, policy and grant before it is sent.
  */
-import { HearthError } from "../../shared/errors.ts";
+import { HearthError, hearthErrorIn } from "../../shared/errors.ts";
 import type { SchemaIndex } from "../schema-index.ts";
 import type { FileVisibility } from "../storage/changes.ts";
 import type { WalEntry } from "../wal.ts";
@@ -226,6 +226,9 @@ export class RealtimeHub extends SocketTable implements SocketHub {
       this.authorize(ch, auth);
       this.persist(s);
     } catch (err) {
+      // The catalog down (503) is not a bad token: the channel keeps its current one, which
+      // still expires on time and is checked again.
+      if (hearthErrorIn(err)?.status === 503) return;
       if (this.alive(s) && s.channels.get(ch.topic) === ch) this.expel(s, ch, errorResponse(err).reason);
     }
   }

@@ -6,7 +6,7 @@
  * - Bounds: a socket's stored state is capped (socketStateBytes); a change that would pass
  *   the cap is undone and refused.
  */
-import { HearthError } from "../../shared/errors.ts";
+import { HearthError, hearthErrorIn } from "../../shared/errors.ts";
 import type { SchemaIndex } from "../schema-index.ts";
 import type { Authenticator } from "./auth.ts";
 import { type Channel, type ChannelState, compileBindings } from "./channel.ts";
@@ -60,7 +60,9 @@ export interface RealtimeHost {
 
 /** A refusal as a reply's `response`: realtime-js shows `reason`; `code` and `status` are REST's. */
 export function errorResponse(err: unknown): { reason: string; code?: string; status?: number } {
-  if (err instanceof HearthError) return { reason: err.message, code: err.code, status: err.status };
+  // (a catalog outage arrives wrapped in drizzle's query error)
+  const known = hearthErrorIn(err);
+  if (known) return { reason: known.message, code: known.code, status: known.status };
   return { reason: "Internal error" };
 }
 

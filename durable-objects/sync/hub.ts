@@ -16,7 +16,7 @@
  * - A socket closed during an await (auth, re-check, a push's writes) is never stored
  *   again (`persist` skips closed sockets).
  */
-import { HearthError } from "../../shared/errors.ts";
+import { HearthError, hearthErrorIn } from "../../shared/errors.ts";
 import type { Principal } from "../../shared/principal.ts";
 import type { ColdStore } from "../cold/cold-store.ts";
 import { lastLsn } from "../cold/flush.ts";
@@ -146,6 +146,12 @@ export class SyncHub implements SocketHub {
 
   /** An error frame; the socket stays open. */
   private report(s: SyncSocket, err: unknown, ref: Ref): void {
+    // (a catalog outage arrives wrapped in drizzle's query error: 503, not internal)
+    const known = hearthErrorIn(err);
+    if (known && known !== err) {
+      this.report(s, known, ref);
+      return;
+    }
     if (!(err instanceof HearthError)) {
       console.error("sync frame failed", err);
       this.report(
