@@ -15,42 +15,10 @@ import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
 import { call, createProject, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 import { stubOf } from "./helpers/faults.ts";
+import { binary, blobKeys, files, ok, put } from "./helpers/files.ts";
 
 const testEnv = env as unknown as Env;
 const SCHEMA = { tables: { notes: { columns: { id: { type: "text", primaryKey: true } } } } };
-
-function files(p: TestProject, path: string, init: Parameters<typeof call>[1] = {}) {
-  return call(`${p.url}/storage/v1${path}`, { key: p.serviceKey, ...init });
-}
-
-async function ok(res: Promise<Response>): Promise<unknown> {
-  const r = await res;
-  const text = await r.text();
-  expect(r.status, text).toBeLessThan(300);
-  return text === "" ? null : JSON.parse(text);
-}
-
-function put(p: TestProject, path: string, body: string | Uint8Array, headers: Record<string, string> = {}) {
-  return ok(
-    files(p, `/object/${path}`, {
-      method: "POST",
-      headers: { "content-type": "text/plain", ...headers },
-      body,
-    }),
-  );
-}
-
-async function r2Keys(p: TestProject): Promise<string[]> {
-  const list = await testEnv.BUCKET.list({ prefix: `projects/${p.id}/blobs/` });
-  return list.objects.map((o) => o.key);
-}
-
-/** Bytes of 0..255 repeated: not text, so a mangled copy shows. */
-function binary(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 7 + 3) & 255;
-  return out;
-}
 
 /** A project with tables and files: two buckets with different settings, nested and odd names. */
 async function source(): Promise<TestProject> {
@@ -123,7 +91,7 @@ async function usage(p: TestProject) {
 }
 
 async function expectNoFiles(p: TestProject) {
-  expect(await r2Keys(p)).toEqual([]);
+  expect(await blobKeys(p.id)).toEqual([]);
   const res = await files(p, "/bucket");
   expect(await res.json()).toEqual([]);
   const u = await usage(p);
@@ -178,7 +146,7 @@ describe("files through export and import", { timeout: 30_000 }, () => {
     expect((await usage(to)).storedBytes).toBe((await usage(from)).storedBytes);
 
     // The bytes are the new project's, under its prefix; the rows are in its WAL.
-    expect((await r2Keys(to)).length).toBe(4);
+    expect((await blobKeys(to.id)).length).toBe(4);
     const wal = await runInDurableObject(stubOf(to), (_i: ProjectDO, state) =>
       state.storage.sql
         .exec(
@@ -357,7 +325,7 @@ describe("files through export and import", { timeout: 30_000 }, () => {
         const plan = planFiles(host, blobs, storage ? extract(zip, STORAGE_MEMBER) : null);
         await stageFiles(host, zip, plan!);
       });
-      expect(await r2Keys(p)).toHaveLength(4);
+      expect(await blobKeys(p.id)).toHaveLength(4);
       expect(await (await files(p, "/bucket")).json()).toEqual([]);
       expect(await usage(p)).toMatchObject({ objects: 0, pendingUploads: 4 });
       // The alarm's sweep (FileStore.sweep), here on demand: uploads that never committed go.
@@ -374,7 +342,7 @@ describe("files through export and import", { timeout: 30_000 }, () => {
       const res = await importZip(p, zip);
       expect(res.status).toBe(409);
       expect(await res.json()).toMatchObject({ code: "HEARTH_IMPORT_NOT_EMPTY" });
-      expect(await r2Keys(p)).toEqual([]);
+      expect(await blobKeys(p.id)).toEqual([]);
       expect((await usage(p)).pendingUploads).toBe(0);
     });
   });

@@ -10,41 +10,10 @@ import type { ProjectDO } from "../durable-objects/project-do.ts";
 import type { Env } from "../workers/env.ts";
 import { ADMIN_KEY, adminCall, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 import { stubOf } from "./helpers/faults.ts";
+import { binary, blobKeys, files, ok, put } from "./helpers/files.ts";
 
 const testEnv = env as unknown as Env;
 const SCHEMA = { tables: { notes: { columns: { id: { type: "text", primaryKey: true } } } } };
-
-function files(p: TestProject, path: string, init: Parameters<typeof call>[1] = {}) {
-  return call(`${p.url}/storage/v1${path}`, { key: p.serviceKey, ...init });
-}
-
-async function ok(res: Promise<Response>): Promise<unknown> {
-  const r = await res;
-  const text = await r.text();
-  expect(r.status, text).toBeLessThan(300);
-  return text === "" ? null : JSON.parse(text);
-}
-
-function put(p: TestProject, path: string, body: string | Uint8Array, headers: Record<string, string> = {}) {
-  return ok(
-    files(p, `/object/${path}`, {
-      method: "POST",
-      headers: { "content-type": "text/plain", ...headers },
-      body,
-    }),
-  );
-}
-
-function binary(n: number, seed = 3): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 7 + seed) & 255;
-  return out;
-}
-
-async function r2Keys(id: string): Promise<string[]> {
-  const list = await testEnv.BUCKET.list({ prefix: `projects/${id}/blobs/` });
-  return list.objects.map((o) => o.key);
-}
 
 async function text(p: TestProject, path: string): Promise<string | number> {
   const res = await files(p, `/object/${path}`);
@@ -118,7 +87,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     expect(wal.n).toBe(0);
 
     // Copied under the fork's own prefix.
-    const childKeys = await r2Keys(child.id);
+    const childKeys = await blobKeys(child.id);
     expect(childKeys).toHaveLength(4);
     expect(childKeys.every((k) => k.startsWith(`projects/${child.id}/blobs/`))).toBe(true);
 
@@ -135,7 +104,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
 
     // Deleting the parent leaves the fork's files whole.
     expect((await call(`/v1/projects/${parent.id}`, { method: "DELETE", key: ADMIN_KEY })).status).toBe(204);
-    expect(await r2Keys(parent.id)).toEqual([]);
+    expect(await blobKeys(parent.id)).toEqual([]);
     expect(await text(child, "docs/replace.txt")).toBe("new in fork");
     expect(await text(child, "docs/sub/remove.txt")).toBe("to remove");
     const again = await files(child, "/object/pics/a.png");
@@ -189,7 +158,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     expect(await text(child, "docs/replace.txt")).toBe("replaced while forking");
     expect(await text(child, "docs/sub/remove.txt")).toBe(404);
     expect(await names(child, "docs")).toEqual(["keep.txt 4 text/plain", "replace.txt 22 text/plain"]);
-    expect(await r2Keys(child.id)).toHaveLength(3);
+    expect(await blobKeys(child.id)).toHaveLength(3);
   });
 
   it("a copy that fails half-way: 503, and no fork, no copied bytes left", async () => {
