@@ -358,12 +358,9 @@ function SyncStatus({ sync }: { sync: SyncEngine }): ReactNode {
   const [state, setState] = useState({ status: sync.status, pending: sync.pendingCount });
   useEffect(() => {
     const update = () => setState({ status: sync.status, pending: sync.pendingCount });
-    const offs = [sync.on("status", update), sync.on("change", update), sync.on("rejected", update)];
-    // A write's answer changes the count without a change event: look again now and then.
-    const timer = setInterval(update, 500);
+    const offs = [sync.on("status", update), sync.on("pending", update)];
     update();
     return () => {
-      clearInterval(timer);
       for (const off of offs) off();
     };
   }, [sync]);

@@ -32,19 +32,27 @@ describe("sync engine: writes", () => {
   it("applies a write locally at once, offline too, and pushes it when online", async () => {
     const server = new FakeSyncServer();
     const sync = start(server, new IDBFactory(), { connect: false });
+    const counts: number[] = [];
+    sync.on("pending", (n) => counts.push(n));
     const write = sync.insert("todos", { id: "a", title: "milk" });
     expect(await write.queued).toBe(1);
     expect(await sync.query("todos")).toEqual([{ id: "a", title: "milk" }]);
     expect(sync.pendingCount).toBe(1);
     expect(server.sockets).toHaveLength(0);
+    await sync.insert("todos", { id: "b", title: "eggs" }).queued;
 
     sync.start();
     expect(await write).toEqual({ id: 1, status: "applied", lsn: 1 });
     await sync.settled();
-    expect(server.rows("todos")).toEqual([{ id: "a", title: "milk", done: false }]);
+    expect(server.rows("todos")).toEqual([
+      { id: "a", title: "milk", done: false },
+      { id: "b", title: "eggs", done: false },
+    ]);
     // The server's row (with its default) replaced the optimistic one.
-    expect(await sync.query("todos")).toEqual([{ id: "a", title: "milk", done: false }]);
+    expect(await sync.query("todos")).toContainEqual({ id: "a", title: "milk", done: false });
     expect(sync.pendingCount).toBe(0);
+    // Each change of the count was told once: queued, queued, answered, answered.
+    expect(counts).toEqual([1, 2, 1, 0]);
   });
 
   it("pushes in id order, one push at a time, at most mutationsPerPush per push", async () => {

@@ -55,6 +55,13 @@ export class SyncEngine<DB extends Tables = Tables> {
     const { token, getToken } = options;
     if (token === undefined && !getToken) throw new SyncConfigError("Pass a token or getToken");
     this.local = new Local(options.replica, keys);
+    let pending = 0;
+    this.local.onMutations = () => {
+      const now = this.pendingCount;
+      if (now === pending) return;
+      pending = now;
+      this.events.emit("pending", now);
+    };
     this.codec = options.codec ?? null;
     this.ready = this.local.ready;
     if (options.onRejected) this.events.on("rejected", options.onRejected);

@@ -10,8 +10,19 @@ import type { TableKeys } from "./tables.ts";
 
 export class Local {
   meta: ReplicaMeta = { clientId: "", nextMutationId: 1, cursor: null, tables: [] };
+  private queue: QueuedMutation[] = [];
+  /** called after every change of `mutations` (the engine's `pending` event) */
+  onMutations: (() => void) | null = null;
+
   /** in id order: pending ones, then (interleaved) applied ones awaiting their change */
-  mutations: QueuedMutation[] = [];
+  get mutations(): QueuedMutation[] {
+    return this.queue;
+  }
+
+  set mutations(next: QueuedMutation[]) {
+    this.queue = next;
+    this.onMutations?.();
+  }
   readonly ready: Promise<void>;
   readonly followed: string[];
   private chain: Promise<unknown> = Promise.resolve();

@@ -78,6 +78,8 @@ export type SyncEvents = {
   unauthorized: string;
   /** tables whose rows (confirmed or optimistic) changed */
   change: { tables: string[]; source: "local" | "remote" };
+  /** the number of mutations not yet answered (`pendingCount`) changed: a write queued, answered or rolled back */
+  pending: number;
 };
 
 /** The server's answer to a mutation that applied (or had applied before: `duplicate`). */
