@@ -221,7 +221,7 @@ async function hearthSection(step, cfg, data, truths, log) {
     if (restarted) firstRes = await first();
     expectStatus(firstRes, 200, "first search after the flush");
     out.notes.push(
-      `Hearth: the first search after the flush ${restarted ? "got 503 (wrangler dev restarted workerd); its retry" : ""} took ${ms(elapsed(t2))} ms in all (loads the segments from R2).`,
+      `Hearth: the first search after the flush ${restarted ? 'got 503 from wrangler dev ("Your worker restarted mid-request", with no output from workerd: docs/gotchas.md); its retry' : ""} took ${ms(elapsed(t2))} ms in all (reads the segments without their vectors, the index parts and the probed lists from R2).`,
     );
     const approx = await step("Hearth IVF", () => measure(data.queries, truths, search(false)));
     const exact = await step("Hearth exact", () =>
@@ -233,6 +233,7 @@ async function hearthSection(step, cfg, data, truths, log) {
     );
     out.notes.push(
       `Hearth: bulk insert of ${int(cfg.n)} rows (Arrow FixedSizeList, 10k per request) ${ms(insertMs)} ms; the flush (segment ${mb(segmentBytes)} MB + index, in workerd) ${ms(flushMs)} ms — its index build time column is the whole flush.`,
+      `Hearth: the index objects (${mb(indexBytes)} MB) hold a copy of the vectors in list order (4 × ${DIMS} bytes per row, read by ranged reads of the probed lists); the index part proper (centroids, list offsets, row numbers, spreads) is ${mb(indexBytes - 4 * DIMS * cfg.n)} MB.`,
     );
   } finally {
     await server.value.stop();
