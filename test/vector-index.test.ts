@@ -134,6 +134,49 @@ describe("IVF index", () => {
 });
 
 describe("approximate vector_search", () => {
+  it("reads only the index and the probed lists' vectors; an exact search reads whole segments", async () => {
+    const DIMS = 64;
+    const N = 3000;
+    const p = await projectWithSchema({
+      tables: {
+        v: {
+          columns: { id: { type: "integer", primaryKey: true }, emb: { type: "vector", dimensions: DIMS } },
+        },
+      },
+    });
+    const { matrix, query } = clustered(N, DIMS, 30, 11);
+    for (let i = 0; i < N; i += 1000) {
+      const body = Array.from({ length: 1000 }, (_, j) => ({
+        id: i + j,
+        emb: Array.from(matrix.subarray((i + j) * DIMS, (i + j + 1) * DIMS)),
+      }));
+      expect((await rest(p, "/v", { method: "POST", body })).status).toBe(201);
+    }
+    await admin(p, "flush");
+    const cached = async () => (await admin<{ segmentCacheBytes: number }>(p, "stats")).segmentCacheBytes;
+    const before = await cached();
+    const search = async (exact: boolean) => {
+      const res = await rest(p, "/rpc/vector_search", {
+        method: "POST",
+        body: { table: "v", column: "emb", vector: Array.from(query()), k: 5, metric: "l2", exact },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-hearth-vector-search")).toBe(
+        exact ? "exact" : "approximate; indexed-segments=1",
+      );
+      const rows = (await res.json()) as { emb: number[] }[];
+      expect(rows).toHaveLength(5);
+      expect(rows[0]!.emb).toHaveLength(DIMS); // the rows' vectors come from the index's lists
+    };
+    await search(false);
+    await search(false);
+    const vectorBytes = N * DIMS * 4;
+    // the segment is cached without its vectors
+    expect((await cached()) - before).toBeLessThan(vectorBytes / 4);
+    await search(true);
+    expect((await cached()) - before).toBeGreaterThan(vectorBytes);
+  });
+
   it("uses the flushed segment's index, merges hot rows, updates and deletes exactly, and keeps recall", async () => {
     const DIMS = 16;
     const N = 3000;
