@@ -13,7 +13,7 @@ import { quoteIdent } from "../migrate.ts";
 import { firstAlias, type Level, levelWhere, MAX_ROWS, type Row } from "../read.ts";
 import type { SchemaIndex } from "../schema-index.ts";
 import { SqlParams } from "../sql-where.ts";
-import { rowFilter, segmentColumns } from "./cold-read.ts";
+import { segmentColumns, selectedRows } from "./cold-read.ts";
 import type { ColdView } from "./cold-store.ts";
 import { compileConditions } from "./fast-filter.ts";
 
@@ -53,7 +53,13 @@ function add(acc: Acc, v: unknown): void {
     const t = acc.sum + v;
     acc.comp += Math.abs(acc.sum) >= Math.abs(v) ? acc.sum - t + v : v - t + acc.sum;
     acc.sum = t;
-  } else acc.allInt = false;
+    // numbers against numbers directly (compareValues' order on them)
+    const { min, max } = acc;
+    if (min === null || (typeof min === "number" ? v < min : order(v, min) < 0)) acc.min = v;
+    if (max === null || (typeof max === "number" ? v > max : order(v, max) > 0)) acc.max = v;
+    return;
+  }
+  acc.allInt = false;
   if (acc.min === null || order(v, acc.min) < 0) acc.min = v;
   if (acc.max === null || order(v, acc.max) > 0) acc.max = v;
 }
@@ -112,18 +118,32 @@ export function aggregateRows(
     }
     return g;
   };
+  // One group column (the common shape): groups found by the value itself, no key string per
+  // row (a Map tells 1 from "1" as JSON does).
+  const byValue = new Map<unknown, Group>();
+  const groupOfValue = (v: unknown): Group => {
+    // bytes are objects: equal contents are one group only by their JSON key
+    if (v !== null && typeof v === "object") return groupOf([v]);
+    let g = byValue.get(v);
+    if (!g) {
+      g = groupOf([v]);
+      byValue.set(v, g);
+    }
+    return g;
+  };
 
-  // Cold: over the vectors.
-  const filter = rowFilter(level);
+  // Cold: over the vectors, the rows each segment selects (live, filtered) column at a time.
+  const select = selectedRows(view, level);
   for (const seg of view.segments.get(table.name) ?? []) {
     const cols = segmentColumns(table, seg);
     const gcols = groupFields.map(({ f }) => cols(f.field!.column));
     const acols = aggFields.map(({ f }) => (f.field ? cols(f.field.column) : null));
     const ungrouped = gcols.length === 0 ? groupOf([]) : null;
-    for (let i = 0; i < seg.data.rows; i++) {
-      if (!view.isLive(table.name, seg, i)) continue;
-      if (filter && !filter(seg, i)) continue;
-      const g = ungrouped ?? groupOf(gcols.map((c) => c[i] ?? null));
+    const one = gcols.length === 1 ? gcols[0]! : null;
+    const rows = select(seg);
+    for (let k = 0; k < rows.length; k++) {
+      const i = rows[k]!;
+      const g = ungrouped ?? (one ? groupOfValue(one[i] ?? null) : groupOf(gcols.map((c) => c[i] ?? null)));
       g.rows++;
       for (let a = 0; a < acols.length; a++) {
         const c = acols[a];
