@@ -8,16 +8,16 @@
  * Import, all or nothing, in three steps:
  * 1. `planFiles`: storage.json and the blobs checked against each other, names, bucket
  *    settings, MIME types, sizes and the quota, before any byte is stored.
- * 2. `stageFiles`: one upload row per object (reserving its bytes, committed), then the bytes
- *    put to fresh versioned keys, a batch of members inflated at a time. The upload rows name
- *    the keys: if the object dies here, the alarm's sweep deletes them with their bytes.
+ * 2. `stageFiles`: one upload row per object (reserving its bytes, committed), then each
+ *    member streamed from the staged zip (a ranged get, inflated if deflated) to a fresh
+ *    versioned key, one at a time: a file of any size, in bounded memory. The upload rows
+ *    name the keys: if the object dies here, the alarm's sweep deletes them with their bytes.
  * 3. `commitFiles`, inside the import's transaction: bucket and object rows (WAL-logged), the
  *    upload rows gone. A failure anywhere calls `discardFiles`: keys and upload rows go.
  */
-import { unzipSync } from "fflate";
 import { z } from "zod";
 import { HearthError } from "../shared/errors.ts";
-import { type BlobMember, invalid, problemOf } from "./import-zip.ts";
+import { type BlobMember, invalid, memberStream, problemOf, type ZipArchive } from "./import-zip.ts";
 import { type BucketRow, parseMimes, parsePolicy, parseSizeLimit } from "./storage/buckets.ts";
 import { StorageFault } from "./storage/errors.ts";
 import { blobKey, checkBucketId, checkObjectName } from "./storage/names.ts";
@@ -27,11 +27,6 @@ import type { ObjectRow } from "./storage/types.ts";
 
 export const STORAGE_MEMBER = "storage.json";
 export const BLOB_PREFIX = "blobs/";
-
-/** Inflated bytes held at once while staging (one member may be larger on its own). */
-const STAGE_BATCH_BYTES = 16 * 1024 * 1024;
-/** Members per pass over the central directory: each pass visits every entry of the zip. */
-const STAGE_BATCH_MEMBERS = 1000;
 
 // ---- export ----
 
@@ -310,10 +305,10 @@ function newVersion(): string {
 }
 
 /**
- * Reserves an upload row per object, then puts the bytes to fresh keys, a batch of members
- * inflated at a time. On failure everything staged so far is discarded and the error thrown.
+ * Reserves an upload row per object, then streams each member's bytes to its fresh key. On
+ * failure everything staged so far is discarded and the error thrown.
  */
-export async function stageFiles(host: FilesHost, zip: Uint8Array, plan: FilesPlan): Promise<void> {
+export async function stageFiles(host: FilesHost, zip: ZipArchive, plan: FilesPlan): Promise<void> {
   const { sql } = host;
   for (const ddl of STORAGE_DDL) sql.exec(ddl);
   const created = Date.now();
@@ -340,52 +335,56 @@ export async function stageFiles(host: FilesHost, zip: Uint8Array, plan: FilesPl
   });
   try {
     await host.armSweep();
-    let i = 0;
-    while (i < plan.objects.length) {
-      const batch = new Map<string, FilesPlan["objects"][number]>();
-      let bytes = 0;
-      while (i < plan.objects.length && batch.size < STAGE_BATCH_MEMBERS) {
-        const next = plan.objects[i]!;
-        if (batch.size > 0 && bytes + next.row.size > STAGE_BATCH_BYTES) break;
-        batch.set(next.member, next);
-        bytes += next.row.size;
-        i++;
-      }
-      let files: Record<string, Uint8Array>;
-      try {
-        files = unzipSync(zip, { filter: (f) => batch.has(f.name) });
-      } catch (err) {
-        throw invalid("blobs/: a file cannot be extracted from the zip", problemOf(err).message);
-      }
-      for (const [member, { row }] of batch) {
-        const bytesOf = files[member];
-        if (!bytesOf) throw invalid(`${member}: cannot be extracted from the zip`);
-        if (bytesOf.byteLength !== row.size) {
-          throw invalid(`${member}: ${bytesOf.byteLength} bytes inflated, ${row.size} expected`);
-        }
-        let put: R2Object;
-        try {
-          put = await host.r2.put(row.key, bytesOf, {
-            httpMetadata: { contentType: row.content_type, cacheControl: row.cache_control },
-          });
-        } catch (err) {
-          console.error(`import: storing ${member} failed`, err);
-          throw new HearthError(
-            "HEARTH_STORAGE_UNAVAILABLE",
-            `${member}: the file could not be stored; nothing was imported`,
-            { hint: "Retry the import." },
-          );
-        }
-        row.checksum = put.etag;
-        delete files[member];
-      }
-    }
+    for (const { member, row } of plan.objects) row.checksum = await storeMember(host, zip, member, row);
   } catch (err) {
     await discardFiles(host, plan).catch((e) =>
       console.error("discarding a failed import's files failed (the alarm's sweep retries)", e),
     );
     throw err;
   }
+}
+
+/** One member, inflated as it streams, to its key; its checksum (R2's ETag). */
+async function storeMember(
+  host: FilesHost,
+  zip: ZipArchive,
+  member: string,
+  row: ObjectRow,
+): Promise<string> {
+  const httpMetadata = { contentType: row.content_type, cacheControl: row.cache_control };
+  // An empty file (by the directory, which planFiles checked against storage.json) is not read.
+  const { stream, problem } =
+    row.size === 0 ? { stream: null, problem: () => null } : await memberStream(zip, member);
+  const stop = new AbortController();
+  let piped: Promise<void> = Promise.resolve();
+  let put: R2Object;
+  try {
+    if (stream === null) {
+      // An empty stream piped into FixedLengthStream(0) left R2's put waiting (docs/gotchas.md).
+      put = await host.r2.put(row.key, new Uint8Array(0), { httpMetadata });
+    } else {
+      // R2 takes a stream of known length: the directory's size (memberStream holds it to it).
+      const body = new FixedLengthStream(row.size);
+      piped = stream.pipeTo(body.writable, { signal: stop.signal }).catch(() => {});
+      put = await host.r2.put(row.key, body.readable, { httpMetadata });
+    }
+  } catch (err) {
+    // a put refused before it read the stream: the pipe and the ranged get end here
+    stop.abort();
+    await piped;
+    const p = problem();
+    if (p) throw p;
+    console.error(`import: storing ${member} failed`, err);
+    throw new HearthError(
+      "HEARTH_STORAGE_UNAVAILABLE",
+      `${member}: the file could not be stored; nothing was imported`,
+      { hint: "Retry the import." },
+    );
+  }
+  await piped;
+  const p = problem();
+  if (p) throw p;
+  return put.etag;
 }
 
 /** Inside the import's transaction, after beginWalTx: the rows, WAL-logged; the reservations gone. */

@@ -1,11 +1,19 @@
 /**
- * The zip side of `POST {url}/import`: the body read within the size limit, its members
- * listed from the central directory and checked by name, one member inflated at a time
- * (stored files: a batch of members at a time, import-files.ts).
+ * The zip side of `POST {url}/import`: the zip staged in R2 by the gateway
+ * (workers/project/import.ts), read with ranged gets: its central directory (zip-directory.ts),
+ * its members listed and checked by name, then one member at a time, either whole in memory
+ * (schema.json, storage.json, table files) or as a stream (stored files, import-files.ts).
  * Every problem is a HEARTH_IMPORT_INVALID that names the member.
  */
-import { type UnzipFileInfo, unzipSync } from "fflate";
 import { HearthError } from "../shared/errors.ts";
+import {
+  dataRange,
+  emptyStream,
+  type RangeReader,
+  readDirectory,
+  type ZipEntry,
+  ZipFormatError,
+} from "./zip-directory.ts";
 
 export interface TableMember {
   name: string;
@@ -13,6 +21,8 @@ export interface TableMember {
 }
 
 const TABLE_MEMBER = /^tables\/(.+)\.(parquet|arrow)$/;
+/** The central directory is read at once: ~100 bytes per member, so this is millions of members. */
+const MAX_DIRECTORY_BYTES = 64 * 1024 * 1024;
 
 export function invalid(message: string, details?: string | null, hint?: string): HearthError {
   return new HearthError("HEARTH_IMPORT_INVALID", message, {
@@ -40,26 +50,55 @@ export interface ZipMembers {
   storage: boolean;
 }
 
-/** The zip's members by name, without inflating any (fflate reads the central directory). */
-export function listMembers(zip: Uint8Array): ZipMembers {
-  const seen = new Set<string>();
+/** A zip read through ranges: its members by name, from the central directory. */
+export interface ZipArchive {
+  src: RangeReader;
+  entries: Map<string, ZipEntry>;
+}
+
+/** A RangeReader over an R2 object (the staged zip); null when there is no such object. */
+export async function r2Reader(r2: R2Bucket, key: string): Promise<RangeReader | null> {
+  const head = await r2.head(key);
+  if (!head) return null;
+  return {
+    size: head.size,
+    read: async (offset, length) => {
+      const obj = await r2.get(key, { range: { offset, length } });
+      if (!obj) throw new Error("the staged zip is gone");
+      return new Uint8Array(await obj.arrayBuffer());
+    },
+    stream: async (offset, length) => {
+      if (length === 0) return emptyStream();
+      const obj = await r2.get(key, { range: { offset, length } });
+      if (!obj) throw new Error("the staged zip is gone");
+      return obj.body;
+    },
+  };
+}
+
+/** Reads the central directory; HEARTH_IMPORT_INVALID when the bytes are not a (whole) zip. */
+export async function openZip(src: RangeReader): Promise<ZipArchive> {
+  let list: ZipEntry[];
+  try {
+    list = await readDirectory(src, MAX_DIRECTORY_BYTES);
+  } catch (err) {
+    if (err instanceof ZipFormatError) throw invalid("The body is not a zip archive", err.message);
+    throw err;
+  }
+  const entries = new Map<string, ZipEntry>();
+  for (const e of list) {
+    if (entries.has(e.name)) throw invalid(`${e.name}: the zip holds this member twice`);
+    entries.set(e.name, e);
+  }
+  return { src, entries };
+}
+
+/** The zip's members by name, checked, without reading any. */
+export function listMembers(zip: ZipArchive): ZipMembers {
   const tables = new Map<string, TableMember>();
   const blobs = new Map<string, BlobMember>();
-  const files: UnzipFileInfo[] = [];
-  try {
-    unzipSync(zip, {
-      filter: (f) => {
-        files.push(f);
-        return false;
-      },
-    });
-  } catch (err) {
-    throw invalid("The body is not a zip archive", problemOf(err).message);
-  }
-  for (const f of files) {
+  for (const f of zip.entries.values()) {
     if (f.name.endsWith("/") || f.name.startsWith("__MACOSX/")) continue; // folders, macOS resource forks
-    if (seen.has(f.name)) throw invalid(`${f.name}: the zip holds this member twice`);
-    seen.add(f.name);
     if (f.name === "schema.json" || f.name === "storage.json") continue;
     const m = TABLE_MEMBER.exec(f.name);
     if (m) {
@@ -69,7 +108,7 @@ export function listMembers(zip: Uint8Array): ZipMembers {
       continue;
     }
     if (f.name.startsWith("blobs/")) {
-      blobs.set(f.name, { member: f.name, size: f.originalSize });
+      blobs.set(f.name, { member: f.name, size: f.size });
       continue;
     }
     throw invalid(
@@ -77,16 +116,81 @@ export function listMembers(zip: Uint8Array): ZipMembers {
       "A zip holds schema.json, tables/, blobs/ and storage.json only.",
     );
   }
-  if (!seen.has("schema.json")) throw invalid("schema.json is missing from the zip");
-  return { tables, blobs, storage: seen.has("storage.json") };
+  if (!zip.entries.has("schema.json")) throw invalid("schema.json is missing from the zip");
+  return { tables, blobs, storage: zip.entries.has("storage.json") };
 }
 
-export function extract(zip: Uint8Array, name: string): Uint8Array {
+/**
+ * The member's inflated bytes as a stream, checked against its size. A stream's error may
+ * reach its reader wrapped: `problem()` is the member's HEARTH_IMPORT_INVALID, if that is why.
+ */
+export async function memberStream(
+  zip: ZipArchive,
+  name: string,
+): Promise<{ stream: ReadableStream<Uint8Array>; problem: () => HearthError | null }> {
+  const e = zip.entries.get(name);
+  if (!e) throw invalid(`${name}: cannot be extracted from the zip`, "member not found");
+  if (e.flags & 1) throw invalid(`${name}: the member is encrypted`);
+  if (e.method !== 0 && e.method !== 8) {
+    throw invalid(
+      `${name}: compression method ${e.method} is not supported`,
+      null,
+      "Use deflate or no compression.",
+    );
+  }
+  let range: { offset: number; length: number };
   try {
-    const file = unzipSync(zip, { filter: (f) => f.name === name })[name];
-    if (!file) throw new Error("member not found");
-    return file;
+    range = await dataRange(zip.src, e);
   } catch (err) {
+    if (err instanceof ZipFormatError)
+      throw invalid(`${name}: cannot be extracted from the zip`, err.message);
+    throw err;
+  }
+  const raw = await zip.src.stream(range.offset, range.length);
+  let problem: HearthError | null = null;
+  const fail = (p: HearthError): never => {
+    problem = p;
+    throw p;
+  };
+  const inflated = e.method === 8 ? raw.pipeThrough(new DecompressionStream("deflate-raw")) : raw;
+  const reader = inflated.getReader();
+  let n = 0;
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(out) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        if (cancelled) throw err;
+        // a damaged deflate stream errors in the decompressor
+        return fail(invalid(`${name}: cannot be extracted from the zip`, problemOf(err).message));
+      }
+      if (r.done) {
+        if (n !== e.size) fail(invalid(`${name}: ${n} bytes inflated, ${e.size} expected`));
+        out.close();
+        return;
+      }
+      n += r.value.byteLength;
+      if (n > e.size) fail(invalid(`${name}: more than the ${e.size} bytes the zip's directory says`));
+      out.enqueue(r.value);
+    },
+    cancel: (reason) => {
+      cancelled = true;
+      return reader.cancel(reason);
+    },
+  });
+  return { stream, problem: () => problem };
+}
+
+/** A whole member in memory (it must fit: schema.json, storage.json, one table file). */
+export async function extract(zip: ZipArchive, name: string): Promise<Uint8Array> {
+  const { stream, problem } = await memberStream(zip, name);
+  try {
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (err) {
+    const p = problem();
+    if (p) throw p;
     throw invalid(`${name}: cannot be extracted from the zip`, problemOf(err).message);
   }
 }

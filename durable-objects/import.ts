@@ -1,22 +1,24 @@
 /**
  * `POST {url}/import`: loads a zip made by `{url}/export` (Parquet or Arrow table files)
- * into an empty project: no schema yet, or one whose tables hold no rows.
+ * into an empty project: no schema yet, or one whose tables hold no rows. The gateway has
+ * staged the zip in R2 (import-staging.ts); it is read with ranged gets (import-zip.ts).
  *
  * All or nothing: the zip is checked first (members, schema.json, table names), then ONE
  * synchronous transaction applies schema.json through the same path as `PUT /schema`
  * (ProjectState.applySchema) and loads every table — parents before children, foreign keys
  * checked once all are loaded — through `insertBatch` after `beginWalTx`, so the WAL
  * records every row. Any failure rolls all of it back. The table files are decoded
- * synchronously inside that transaction (an await would end it), one member and one row
- * group at a time, so memory holds the body, one inflated member and one batch of rows.
- * Stored files (`blobs/`, `storage.json`) are checked and their bytes put to R2 before that
- * transaction, which then writes their rows; a failure deletes the bytes (import-files.ts).
+ * synchronously inside that transaction (an await would end it), one row group at a time,
+ * so they are read from R2 before it: memory holds the inflated table files together (at
+ * most HEARTH_MAX_BODY_BYTES, else 413) and one batch of rows.
+ * Stored files (`blobs/`, `storage.json`) are checked and their bytes streamed to R2 before
+ * that transaction, which then writes their rows; a failure deletes the bytes
+ * (import-files.ts). Files have no size limit but the project's storage quota.
  */
 import { arrowInfo, readArrow } from "../shared/columnar/arrow.ts";
 import { parquetInfo, readParquet } from "../shared/columnar/parquet.ts";
 import { SEQUENCE_KEY, toWire } from "../shared/columnar/wire.ts";
 import { HearthError } from "../shared/errors.ts";
-import { readBodyBytes } from "../shared/rest/bodies.ts";
 import { parseProjectSchema, splitReference } from "../shared/schema.ts";
 import { hasSequence } from "./export.ts";
 import {
@@ -28,7 +30,17 @@ import {
   STORAGE_MEMBER,
   stageFiles,
 } from "./import-files.ts";
-import { extract, invalid, listMembers, problemOf, type TableMember } from "./import-zip.ts";
+import { endStaging, readStaging } from "./import-staging.ts";
+import {
+  extract,
+  invalid,
+  listMembers,
+  openZip,
+  problemOf,
+  r2Reader,
+  type TableMember,
+  type ZipArchive,
+} from "./import-zip.ts";
 import { quoteIdent, topoOrder } from "./migrate-ddl.ts";
 import type { ProjectState } from "./project-state.ts";
 import { SchemaIndex, type TableInfo } from "./schema-index.ts";
@@ -41,13 +53,14 @@ export interface ImportContext {
   state: ProjectState;
   /** Rebuilds the in-memory ProjectState from SQLite after a rolled-back import. */
   reloadState(): void;
+  /** the table files of a zip, inflated, take at most this together (they are held in memory) */
   maxBodyBytes: number;
   /** where stored files go (blobs/ and storage.json; import-files.ts) */
   files: Omit<FilesHost, "sql" | "storage">;
 }
 
 /** 409 unless every table of the current schema is empty. */
-function assertEmpty(sql: SqlStorage, schema: SchemaIndex | null): void {
+export function assertEmpty(sql: SqlStorage, schema: SchemaIndex | null): void {
   for (const name of schema?.tables.keys() ?? []) {
     if (sql.exec(`SELECT 1 FROM ${quoteIdent(name)} LIMIT 1`).toArray().length > 0) {
       throw new HearthError("HEARTH_IMPORT_NOT_EMPTY", "Import needs an empty project", {
@@ -87,8 +100,7 @@ function rowBytes(row: unknown[]): number {
 }
 
 /** Loads one table file; returns its row count. Throws HEARTH_IMPORT_INVALID naming the member. */
-function loadTable(sql: SqlStorage, table: TableInfo, member: TableMember, zip: Uint8Array): number {
-  const bytes = extract(zip, member.name);
+function loadTable(sql: SqlStorage, table: TableInfo, member: TableMember, bytes: Uint8Array): number {
   let loaded = 0;
   try {
     const info = member.format === "parquet" ? parquetInfo(bytes) : arrowInfo(bytes);
@@ -196,15 +208,55 @@ export interface ImportResult {
   files?: { buckets: number; objects: number; bytes: number };
 }
 
-export async function importProject(ctx: ImportContext, request: Request): Promise<ImportResult> {
-  // Refuse a non-empty project before reading a large body.
-  assertEmpty(ctx.sql, ctx.state.schema);
-  const zip = await readBodyBytes(request, ctx.maxBodyBytes);
+/** The staged zip of this import (import-staging.ts), imported; the staging object goes, done or failed. */
+export async function importStaged(ctx: ImportContext, version: string): Promise<ImportResult> {
+  const { key } = readStaging(ctx.sql, version);
+  try {
+    assertEmpty(ctx.sql, ctx.state.schema);
+    const src = await r2Reader(ctx.files.r2, key);
+    if (!src) throw invalid("The body is not a zip archive", "The staged upload is missing.");
+    return await importProject(ctx, await openZip(src));
+  } finally {
+    await endStaging(ctx.sql, ctx.files.r2, version).catch((e) =>
+      console.error("deleting a staged import failed (the alarm's sweep retries)", e),
+    );
+  }
+}
+
+/** 413 when the table files, inflated, would not fit the memory they are loaded from together. */
+function checkTableBytes(zip: ZipArchive, tables: Map<string, TableMember>, maxBytes: number): void {
+  let total = 0;
+  for (const t of tables.values()) total += zip.entries.get(t.name)?.size ?? 0;
+  if (total > maxBytes) {
+    throw new HearthError(
+      "HEARTH_PAYLOAD_TOO_LARGE",
+      `The zip's table files take ${total} bytes, more than the limit of ${maxBytes}`,
+      {
+        details:
+          "Table files are loaded in one transaction, from memory; stored files (blobs/) have no such limit.",
+        hint: "Raise HEARTH_MAX_BODY_BYTES, or import the rows in parts through POST {url}/rest/v1/<table>.",
+      },
+    );
+  }
+}
+
+/** Table files are decoded inside one synchronous transaction: all of them are read first. */
+async function readTables(
+  zip: ZipArchive,
+  tables: Map<string, TableMember>,
+): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (const [name, t] of tables) out.set(name, await extract(zip, t.name));
+  return out;
+}
+
+export async function importProject(ctx: ImportContext, zip: ZipArchive): Promise<ImportResult> {
   const { tables, blobs, storage } = listMembers(zip);
+  checkTableBytes(zip, tables, ctx.maxBodyBytes);
   let schemaInput: unknown;
   try {
     schemaInput = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(extract(zip, "schema.json")),
+      new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(await extract(zip, "schema.json")),
     );
   } catch (err) {
     throw err instanceof HearthError ? err : invalid("schema.json: not valid JSON", problemOf(err).message);
@@ -220,10 +272,11 @@ export async function importProject(ctx: ImportContext, request: Request): Promi
   for (const [name, member] of tables) {
     if (!incoming.tables.has(name)) throw invalid(`${member.name}: table "${name}" is not in schema.json`);
   }
+  const tableBytes = await readTables(zip, tables);
   // Files: checked, then their bytes stored under reserved keys before the transaction, which
   // makes them visible; a failure discards them.
   const host: FilesHost = { ...ctx.files, sql: ctx.sql, storage: ctx.storage };
-  const files = planFiles(host, blobs, storage ? extract(zip, STORAGE_MEMBER) : null);
+  const files = planFiles(host, blobs, storage ? await extract(zip, STORAGE_MEMBER) : null);
   if (files) {
     assertNoFiles(ctx.sql);
     await stageFiles(host, zip, files);
@@ -254,7 +307,7 @@ export async function importProject(ctx: ImportContext, request: Request): Promi
       beginWalTx(ctx.sql);
       for (const name of loadOrder(schema)) {
         const member = tables.get(name);
-        counts[name] = member ? loadTable(ctx.sql, schema.table(name), member, zip) : 0;
+        counts[name] = member ? loadTable(ctx.sql, schema.table(name), member, tableBytes.get(name)!) : 0;
       }
       checkForeignKeys(ctx.sql, schema, tables);
       if (files) commitFiles(ctx.sql, files);

@@ -41,7 +41,8 @@ import {
 import { type Manifest, manifestKey, readManifest } from "./cold/manifest.ts";
 import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
 import { copyFilesForFork } from "./fork-files.ts";
-import { importProject } from "./import.ts";
+import { assertEmpty, type ImportContext, importStaged } from "./import.ts";
+import { beginStaging, endStaging, type ImportStep, markStagingMultipart } from "./import-staging.ts";
 import { type MergeResult, mergeTables } from "./merge-tables.ts";
 import { type KeyRecord, ProjectState } from "./project-state.ts";
 import { Authenticator } from "./realtime/auth.ts";
@@ -706,6 +707,79 @@ export class ProjectDO extends DurableObject<Env> {
     }
   }
 
+  /**
+   * `POST {url}/import`, in the steps of the gateway (workers/project/import.ts): `begin`
+   * books a staging key in R2, the gateway streams the body there (`multipart` records its
+   * upload, `abort` drops it), then `run` imports from it. Answers as `handle` does.
+   */
+  async importStep(principal: Principal, step: ImportStep, requestId: string): Promise<Response> {
+    this.inflight++;
+    try {
+      this.lastActivity = Date.now();
+      if (step.step === "begin") {
+        this.clients.admit(clientOf(principal, new Headers()));
+        this.meter.admit();
+      }
+      if (this.state.projectId === null) await this.wake(principal.projectId);
+      const checked = this.checkPrincipal(principal);
+      requireService(checked);
+      const sql = this.ctx.storage.sql;
+      let body: unknown = {};
+      if (step.step === "begin" || step.step === "run") {
+        // Refused before a large body is stored, and again once it is.
+        if ((await this.cold.coldRowCount()) > 0) {
+          throw new HearthError(
+            "HEARTH_IMPORT_NOT_EMPTY",
+            "The project already holds rows (flushed to its segments)",
+            {
+              hint: "Import into a new, empty project.",
+            },
+          );
+        }
+        assertEmpty(sql, this.state.schema);
+      }
+      if (step.step === "begin") {
+        body = beginStaging(sql, checked.projectId);
+        await this.scheduleAlarm(this.nextCheckMs());
+      } else if (step.step === "multipart") markStagingMultipart(sql, step.version, step.uploadId);
+      else if (step.step === "abort") await endStaging(sql, this.bucket, step.version);
+      else {
+        body = await importStaged(this.importContext(checked.projectId), step.version);
+        this.restoreSockets();
+        this.realtime.schemaChanged();
+        await this.afterWrite();
+      }
+      if (step.step === "begin") this.meter.answered(200);
+      return json(body, 200, requestId);
+    } catch (err) {
+      if (step.step === "run")
+        await endStaging(this.ctx.storage.sql, this.bucket, step.version).catch(() => {});
+      const response = errorResponse(err, requestId);
+      if (step.step === "begin") this.meter.answered(response.status);
+      return response;
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  private importContext(projectId: string): ImportContext {
+    return {
+      sql: this.ctx.storage.sql,
+      storage: this.ctx.storage,
+      state: this.state,
+      reloadState: () => {
+        this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
+      },
+      maxBodyBytes: this.maxBodyBytes(),
+      files: {
+        r2: this.bucket,
+        projectId,
+        defaultQuotaBytes: this.tuning.storageQuotaBytes,
+        armSweep: () => this.scheduleAlarm(this.nextCheckMs()),
+      },
+    };
+  }
+
   /** HTTP entry point, kept for WebSocket upgrades: the principal comes in a header. */
   override async fetch(request: Request): Promise<Response> {
     const requestId = request.headers.get(REQUEST_ID_HEADER) ?? crypto.randomUUID();
@@ -942,37 +1016,6 @@ export class ProjectDO extends DurableObject<Env> {
         blobs: { buckets: () => this.files.buckets(), pages: () => this.files.objects(), r2: this.bucket },
       };
       return exportProject(ctx, format);
-    }
-    if (path === "/import" && method === "POST") {
-      requireService(principal);
-      if ((await this.cold.coldRowCount()) > 0) {
-        throw new HearthError(
-          "HEARTH_IMPORT_NOT_EMPTY",
-          "The project already holds rows (flushed to its segments)",
-          {
-            hint: "Import into a new, empty project.",
-          },
-        );
-      }
-      const ctx = {
-        sql: this.ctx.storage.sql,
-        storage: this.ctx.storage,
-        state: this.state,
-        reloadState: () => {
-          this.state = new ProjectState(this.ctx.storage.sql, this.ctx.storage);
-        },
-        maxBodyBytes: this.maxBodyBytes(),
-        files: {
-          r2: this.bucket,
-          projectId: principal.projectId,
-          defaultQuotaBytes: this.tuning.storageQuotaBytes,
-          armSweep: () => this.scheduleAlarm(this.nextCheckMs()),
-        },
-      };
-      const imported = await importProject(ctx, request);
-      this.restoreSockets();
-      this.realtime.schemaChanged();
-      return json(imported, 200, requestId);
     }
     if (path.startsWith("/realtime/v1/api/broadcast")) {
       this.restoreSockets();

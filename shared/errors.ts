@@ -53,6 +53,7 @@ export const ERROR_STATUS = {
   HEARTH_UNSUPPORTED: 400,
   HEARTH_IMPORT_INVALID: 400, // POST /import: not a zip, or a member that cannot be loaded (named)
   HEARTH_IMPORT_NOT_EMPTY: 409, // POST /import into a project whose tables hold rows
+  HEARTH_IMPORT_TOO_LARGE: 413, // POST /import: a zip larger than HEARTH_MAX_IMPORT_BYTES
   HEARTH_APP_TABLE_CONFLICT: 409, // consent: the project has an app's table with another definition
   HEARTH_STORAGE_UNAVAILABLE: 503, // R2 failed after retries; nothing was changed
   HEARTH_CATALOG_UNAVAILABLE: 503, // D1 failed on the request path (auth, grants, projects); nothing was changed, retry-after

@@ -10,8 +10,9 @@ import { env } from "cloudflare:workers";
 import { strFromU8, strToU8, unzipSync, zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { planFiles, STORAGE_MEMBER, stageFiles } from "../durable-objects/import-files.ts";
-import { extract, listMembers } from "../durable-objects/import-zip.ts";
+import { extract, listMembers, openZip } from "../durable-objects/import-zip.ts";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
+import { memoryReader } from "../durable-objects/zip-directory.ts";
 import type { Env } from "../workers/env.ts";
 import { call, createProject, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
 import { stubOf } from "./helpers/faults.ts";
@@ -289,6 +290,9 @@ describe("files through export and import", { timeout: 30_000 }, () => {
           ++puts > 2 ? Promise.reject(new Error("injected put failure")) : real.put(...args);
         failing.delete = (keys: string | string[]) => real.delete(keys);
         failing.list = (opts?: R2ListOptions) => real.list(opts);
+        // the staged zip is read through the same bucket
+        failing.head = (key: string) => real.head(key);
+        failing.get = ((key: string, opts?: R2GetOptions) => real.get(key, opts)) as R2Bucket["get"];
         instance.bucketOverride = failing;
       });
       const res = await importZip(p, zip);
@@ -313,7 +317,8 @@ describe("files through export and import", { timeout: 30_000 }, () => {
       const p = await createProject("import-crash");
       // The first two steps of an import, then nothing: as if the object died before its transaction.
       await runInDurableObject(stubOf(p), async (_i: ProjectDO, state) => {
-        const { blobs, storage } = listMembers(zip);
+        const archive = await openZip(memoryReader(zip));
+        const { blobs, storage } = listMembers(archive);
         const host = {
           sql: state.storage.sql,
           storage: state.storage,
@@ -322,8 +327,8 @@ describe("files through export and import", { timeout: 30_000 }, () => {
           defaultQuotaBytes: 10 * 2 ** 30,
           armSweep: async () => {},
         };
-        const plan = planFiles(host, blobs, storage ? extract(zip, STORAGE_MEMBER) : null);
-        await stageFiles(host, zip, plan!);
+        const plan = planFiles(host, blobs, storage ? await extract(archive, STORAGE_MEMBER) : null);
+        await stageFiles(host, archive, plan!);
       });
       expect(await blobKeys(p.id)).toHaveLength(4);
       expect(await (await files(p, "/bucket")).json()).toEqual([]);

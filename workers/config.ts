@@ -10,10 +10,13 @@ export interface Config {
   adminKey: string;
   jwtSecret: string;
   maxBodyBytes: number;
+  /** `POST {url}/import`: the zip is staged in R2, so it may be far larger than a body */
+  maxImportBytes: number;
   production: boolean;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_IMPORT_BYTES = 10 * 1024 ** 3;
 
 export function readConfig(env: Env): Config {
   const production = (env.HEARTH_ENV ?? "production") === "production";
@@ -35,5 +38,8 @@ export function readConfig(env: Env): Config {
   }
   const parsed = Number(env.HEARTH_MAX_BODY_BYTES);
   const maxBodyBytes = Number.isFinite(parsed) && parsed > 0 ? parsed : DEFAULT_MAX_BODY_BYTES;
-  return { adminKey, jwtSecret, maxBodyBytes, production };
+  const importParsed = Number(env.HEARTH_MAX_IMPORT_BYTES);
+  const maxImportBytes =
+    Number.isFinite(importParsed) && importParsed > 0 ? importParsed : DEFAULT_MAX_IMPORT_BYTES;
+  return { adminKey, jwtSecret, maxBodyBytes, maxImportBytes, production };
 }

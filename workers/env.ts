@@ -10,6 +10,8 @@ export interface Env {
   HEARTH_ADMIN_KEY?: string;
   HEARTH_JWT_SECRET?: string;
   HEARTH_MAX_BODY_BYTES?: string;
+  /** `POST {url}/import`: the largest zip (default 10 GiB; staged in R2, not held in memory) */
+  HEARTH_MAX_IMPORT_BYTES?: string;
   /** Cold tier (durable-objects/cold): flush thresholds, freezing, segment size and cache. */
   HEARTH_FLUSH_ROWS?: string;
   HEARTH_FLUSH_BYTES?: string;

@@ -15,6 +15,7 @@ import { readConfig } from "./config.ts";
 import type { AppEnv, Env } from "./env.ts";
 import { oauthRoutes } from "./oauth/routes.ts";
 import { forwardToProject } from "./project/forward.ts";
+import { importZip } from "./project/import.ts";
 import { storageRoutes } from "./storage/routes.ts";
 import { meRoutes } from "./web/routes.ts";
 
@@ -89,6 +90,8 @@ app.route("/p/:projectId/auth/v1", authRoutes("project"));
 app.route("/dev/mailbox", mailboxRoutes);
 // Files: the gateway streams bytes to and from R2 itself; only metadata goes to the DO.
 app.route("/p/:projectId/storage/v1", storageRoutes);
+// Imports: the gateway streams the zip to R2; the DO imports from there (workers/project/import.ts).
+app.post("/p/:projectId/import", (c) => importZip(c));
 app.all("/p/:projectId/*", (c) => forwardToProject(c));
 app.all("/p/:projectId", (c) => forwardToProject(c));
 

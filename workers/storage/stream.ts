@@ -32,9 +32,12 @@ export interface StoreOptions {
   cacheControl: string;
   /** called once a multipart upload exists, so a crash can still abort it */
   onMultipart?: (uploadId: string) => Promise<void>;
+  /** the refusal past maxBytes, when not a file's (an import's zip) */
+  tooLarge?: () => HearthError;
 }
 
 function tooLarge(opts: StoreOptions): HearthError {
+  if (opts.tooLarge) return opts.tooLarge();
   if (opts.boundBy === "quota") {
     return new HearthError(
       "HEARTH_STORAGE_QUOTA_EXCEEDED",
