@@ -28,7 +28,6 @@ import { ColdStore } from "./cold/cold-store.ts";
 import { collectGarbage, compact } from "./cold/compact.ts";
 import { devPauseHooks } from "./cold/dev-pause.ts";
 import {
-  commitCatalog,
   type FlushHooks,
   type FlushResult,
   flush,
@@ -38,8 +37,9 @@ import {
   needsFlush,
   recoverFlush,
 } from "./cold/flush.ts";
-import { type Manifest, manifestKey, readManifest } from "./cold/manifest.ts";
+import { type Manifest, readManifest } from "./cold/manifest.ts";
 import { exportFormat, exportProject, requireExportAccess } from "./export.ts";
+import { type ForkStep, forkFailure, putForkManifest } from "./fork.ts";
 import { copyFilesForFork } from "./fork-files.ts";
 import { assertEmpty, type ImportContext, importStaged } from "./import.ts";
 import { beginStaging, endStaging, type ImportStep, markStagingMultipart } from "./import-staging.ts";
@@ -442,61 +442,72 @@ export class ProjectDO extends DurableObject<Env> {
   }
 
   /**
-   * Fork: makes this new project's first manifest the parent's current one. The segments
-   * stay where they are (the parent's prefix) and are shared by reference.
+   * Fork, the new project's side: puts its manifest 1 (the parent's current one: the
+   * segments stay where they are, shared by reference) to R2 and takes it as its state, with
+   * the parent's files copied by filesForFork. No catalog row names this project yet: the
+   * gateway writes them last and empties this object (`destroy`) if it cannot (fork.ts).
    */
   async adoptFork(
     projectId: string,
     keys: KeyRecord[],
-    parent: Manifest,
+    manifest: Manifest,
     files: FilesArchive | null = null,
-  ): Promise<void> {
-    const manifest: Manifest = {
-      ...parent,
-      version: 1,
-      projectId,
-      createdAt: new Date().toISOString(),
-      flushId: crypto.randomUUID(),
-    };
-    await this.bucket.put(manifestKey(projectId, 1), JSON.stringify(manifest), {
-      onlyIf: { etagDoesNotMatch: "*" },
-    });
-    const db = this.env.CATALOG;
-    await commitCatalog({ catalog: db, projectId }, manifest, [
-      db.prepare("UPDATE projects SET forked_from = ? WHERE id = ?").bind(parent.projectId, projectId),
-    ]);
+  ): Promise<ForkStep<null>> {
+    try {
+      await putForkManifest(this.bucket, manifest);
+    } catch (err) {
+      return forkFailure(err);
+    }
     this.adopt(projectId, keys, manifest);
-    // The parent's files, copied to this project's prefix by filesForFork: a starting
-    // state like the tables, so restored with the WAL muted.
+    // A starting state like the tables, so restored with the WAL muted.
     if (files) {
       this.ctx.storage.transactionSync(() => restoreFilesArchive(this.ctx.storage.sql, files));
       this.files.reset();
     }
+    return { ok: true, value: null };
   }
 
   /** The parent side of a fork: everything flushed, and the manifest that holds it. */
-  async snapshotForFork(projectId: string): Promise<Manifest> {
-    if (this.state.projectId === null) await this.wake(projectId);
-    if (this.state.projectId !== projectId) throw new Error(`no project ${projectId} in this object`);
-    await this.flush();
-    return this.cold.current();
+  async snapshotForFork(projectId: string): Promise<ForkStep<Manifest>> {
+    try {
+      await this.forkParent(projectId);
+      await this.flush();
+      return { ok: true, value: await this.cold.current() };
+    } catch (err) {
+      return forkFailure(err);
+    }
   }
 
   /**
    * The parent side of a fork's files: every object's bytes copied to the fork's prefix, and
-   * the rows the fork restores (fork-files.ts). A failure is a value: the copies are gone.
+   * the rows the fork restores (fork-files.ts). On failure the copies are gone.
    */
-  async filesForFork(
-    projectId: string,
-    forkId: string,
-  ): Promise<{ ok: true; files: FilesArchive | null } | { ok: false; message: string }> {
-    if (this.state.projectId === null) await this.wake(projectId);
-    if (this.state.projectId !== projectId) throw new Error(`no project ${projectId} in this object`);
+  async filesForFork(projectId: string, forkId: string): Promise<ForkStep<FilesArchive | null>> {
     try {
-      return { ok: true, files: await copyFilesForFork(this.ctx.storage.sql, this.bucket, forkId) };
+      await this.forkParent(projectId);
+    } catch (err) {
+      return forkFailure(err);
+    }
+    try {
+      return { ok: true, value: await copyFilesForFork(this.ctx.storage.sql, this.bucket, forkId) };
     } catch (err) {
       console.error("fork: copying the files failed", err);
-      return { ok: false, message: err instanceof Error ? err.message : String(err) };
+      return forkFailure(
+        err instanceof HearthError
+          ? err
+          : new HearthError("HEARTH_STORAGE_UNAVAILABLE", "The fork failed: its files could not be copied", {
+              details: err instanceof Error ? err.message : String(err),
+              hint: "Nothing was created; fork again.",
+            }),
+      );
+    }
+  }
+
+  /** A frozen parent wakes first (a catalog outage is its 503). */
+  private async forkParent(projectId: string): Promise<void> {
+    if (this.state.projectId === null) await this.wake(projectId);
+    if (this.state.projectId !== projectId) {
+      throw new HearthError("HEARTH_PROJECT_NOT_FOUND", `No project with id "${projectId}".`);
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * The catalog (D1) failing on the request path, outside any flush: authentication of account
- * tokens, a frozen project's wake, project creation, consent and the OAuth token endpoint.
+ * tokens, a frozen project's wake, project creation, forks (the parent's flush included),
+ * consent and the OAuth token endpoint.
  * Every refusal is 503 HEARTH_CATALOG_UNAVAILABLE with retry-after (never a 500), nothing is
  * half-done, and once D1 is back the same request succeeds. Requests that only need a
  * project key never touch D1 and go on while it is down.
@@ -16,6 +17,7 @@ import type { Env } from "../workers/env.ts";
 import worker from "../workers/index.ts";
 import { ADMIN_KEY, adminCall, createProject, ORIGIN, putSchema, type TestProject } from "./helpers/api.ts";
 import { catalogDown, catalogFailingAfter, stubOf } from "./helpers/faults.ts";
+import { files, ok, put } from "./helpers/files.ts";
 import {
   type Api,
   authorize,
@@ -60,12 +62,14 @@ async function expectUnavailable(res: Response, field: "code" | "error_code" = "
  * successful answer and how many refusals came first.
  */
 async function sweep(
-  request: (api: Api) => Promise<Response>,
+  /** `catalog` is the gateway's failing D1, for a Durable Object to share (one count of calls) */
+  request: (api: Api, catalog: D1Database) => Promise<Response>,
   clean: () => Promise<void>,
   ok: (res: Response) => boolean,
 ): Promise<{ res: Response; refused: number }> {
   for (let n = 0; n < 30; n++) {
-    const res = await request(apiWith(catalogFailingAfter(realCatalog, n)));
+    const catalog = catalogFailingAfter(realCatalog, n);
+    const res = await request(apiWith(catalog), catalog);
     if (ok(res)) return { res, refused: n };
     await expectUnavailable(res, res.headers.get("x-supabase-api-version") ? "error_code" : "code");
     await clean();
@@ -235,6 +239,105 @@ describe("the catalog down on the request path", () => {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     expect(((await all.json()) as { name: string }[]).some((p) => p.name === "never")).toBe(false);
+  });
+
+  it("forking: a failure at any catalog call, the parent's flush included, leaves no fork and no R2 key behind; the retry forks", async () => {
+    const owner = await signup(up, "d1-forker");
+    const p = await createOwnedProject(up, owner.accessToken, "d1-fork-parent");
+    expect((await putSchema(p, NOTES)).status).toBe(200);
+    let written = 0;
+    const write = async () => {
+      written++;
+      const res = await up.fetch(`${p.url}/rest/v1/notes`, {
+        method: "POST",
+        headers: { apikey: p.serviceKey, "content-type": "application/json" },
+        body: JSON.stringify({ id: written, body: `row ${written}` }),
+      });
+      expect(res.status, await res.clone().text()).toBe(201);
+    };
+    const expected = () => Array.from({ length: written }, (_, i) => ({ id: i + 1, body: `row ${i + 1}` }));
+    // Flushed rows, a hot row, and a file.
+    await write();
+    await write();
+    expect((await adminCall(p, "flush", "POST")).status).toBe(200);
+    await write();
+    await ok(files(p, "/bucket", { method: "POST", body: { id: "docs" } }));
+    await put(p, "docs/a.txt", "file a");
+
+    const listed = async () => {
+      const res = await up.fetch(`${ORIGIN}/v1/projects`, {
+        headers: { authorization: `Bearer ${owner.accessToken}` },
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { id: string }[]).map((x) => x.id).sort();
+    };
+    const bucket = (env as unknown as Env).BUCKET;
+    const prefixes = async () => {
+      const out: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await bucket.list({
+          prefix: "projects/",
+          delimiter: "/",
+          ...(cursor ? { cursor } : {}),
+        });
+        out.push(...page.delimitedPrefixes);
+        cursor = page.truncated ? page.cursor : undefined;
+      } while (cursor);
+      return out.sort();
+    };
+    const projectsBefore = await listed();
+    const prefixesBefore = await prefixes();
+    const setParentCatalog = (catalog: D1Database | null) =>
+      runInDurableObject(stubOf(p), (instance: ProjectDO) => {
+        instance.catalogOverride = catalog;
+      });
+    const fork = async (api: Api, catalog: D1Database) => {
+      // The parent's object counts its calls with the gateway's: its flush is part of the sweep.
+      await setParentCatalog(catalog);
+      try {
+        return await api.fetch(`${ORIGIN}/v1/projects/${p.id}/fork`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${owner.accessToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ name: "d1-fork" }),
+        });
+      } finally {
+        await setParentCatalog(null);
+      }
+    };
+    const { res, refused } = await sweep(
+      fork,
+      async () => {
+        expect(await listed()).toEqual(projectsBefore);
+        expect(await prefixes()).toEqual(prefixesBefore);
+        // The parent is unchanged, and writable (the next attempt has a hot row to flush again).
+        expect(await rowsOf(p)).toEqual(expected());
+        expect(await (await files(p, "/object/docs/a.txt")).text()).toBe("file a");
+        await write();
+      },
+      (r) => r.status === 201,
+    );
+    // the session check, the project lookup, the parent's flush (its commit and the version
+    // read back, then its compaction's), the batch making the fork: 7 when this was written
+    expect(refused).toBeGreaterThanOrEqual(5);
+    const child = (await res.json()) as TestProject & { forkedFrom: string };
+    expect(child.forkedFrom).toBe(p.id);
+    expect(await listed()).toEqual([...projectsBefore, child.id].sort());
+    expect(await prefixes()).toEqual([...prefixesBefore, `projects/${child.id}/`].sort());
+    expect(await rowsOf(child)).toEqual(expected());
+    expect(await (await files(child, "/object/docs/a.txt")).text()).toBe("file a");
+    const row = await realCatalog
+      .prepare(
+        "SELECT p.forked_from AS parent, p.manifest_version AS v, (SELECT count(*) FROM manifests m WHERE m.project_id = p.id) AS manifests, (SELECT count(*) FROM segments s WHERE s.project_id = p.id) AS segments FROM projects p WHERE p.id = ?",
+      )
+      .bind(child.id)
+      .first<{ parent: string; v: number; manifests: number; segments: number }>();
+    expect(row).toMatchObject({ parent: p.id, v: 1, manifests: 1 });
+    expect(row?.segments).toBeGreaterThan(0);
+    // Both go on independently.
+    await write();
+    expect(await rowsOf(p)).toEqual(expected());
+    expect(await rowsOf(child)).toEqual(expected().slice(0, -1));
   });
 
   it("signup: a failure at any catalog call leaves no account without its personal project", async () => {

@@ -123,7 +123,8 @@ describe("D1 faults", () => {
     });
     const failed = await adminCall(p, "flush");
     expect(failed.status).toBe(503);
-    expect(((await failed.json()) as { code: string }).code).toBe("HEARTH_STORAGE_UNAVAILABLE");
+    expect(((await failed.json()) as { code: string }).code).toBe("HEARTH_CATALOG_UNAVAILABLE");
+    expect(failed.headers.get("retry-after")).toMatch(/^\d+$/);
     // While the catalog is still down, a write cannot finish the flush first: refused, nothing done.
     const refused = await rest(p, "/posts", { method: "POST", body: { title: "refused" } });
     expect(refused.status).toBe(503);

@@ -6,7 +6,8 @@
  *                the LSN range, so a retried flush overwrites the same objects
  *   3. manifest  `manifests/<n+1>.json` put only if absent: the compare-and-swap: a second
  *                writer of the same version sees it exists and gives up (409)
- *   4. catalog   D1: manifest + segment rows, `projects.manifest_version` n → n+1 (one batch)
+ *   4. catalog   D1: manifest + segment rows, `projects.manifest_version` n → n+1 (one batch;
+ *                an outage is 503 HEARTH_CATALOG_UNAVAILABLE)
  *   5. drop      one SQLite transaction: hot rows deleted with the WAL muted, shadows
  *                cleared, local version n+1, marker removed
  *
@@ -17,14 +18,27 @@
  * The caller runs a flush with no other request interleaving (blockConcurrencyWhile).
  */
 
+import { and, eq, inArray } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import { buildBloom, encodeSegment, type SegmentColumn } from "../../shared/columnar/segment.ts";
 import { HearthError } from "../../shared/errors.ts";
+import { catalogFailure } from "../../workers/catalog/guard.ts";
+import { manifests, projects, segments } from "../../workers/catalog/schema.ts";
 import { quoteIdent } from "../migrate.ts";
 import type { SchemaIndex, TableInfo } from "../schema-index.ts";
 import { DEFAULT_WAL_RETENTION, trimWal, type WalRetention } from "../sync/retention.ts";
 import { putVectorIndexes } from "../vectors/ivf-store.ts";
 import type { ColdStore } from "./cold-store.ts";
-import { keyText, type Manifest, manifestKey, type SegmentRef, segmentKey, withRetry } from "./manifest.ts";
+import {
+  keyText,
+  type Manifest,
+  manifestKey,
+  retried,
+  type SegmentRef,
+  segmentKey,
+  withRetry,
+} from "./manifest.ts";
 
 export type FlushStep =
   | "segments"
@@ -227,59 +241,78 @@ export async function putSegment(
   };
 }
 
-/** Step 4: the catalog rows of a committed manifest (idempotent). */
+/**
+ * The catalog rows of `manifest` as the project `projectId`'s current version (idempotent):
+ * its `manifests` row, a `segments` row per segment it lists, and `projects.manifest_version`
+ * moved from the version before (or kept). Written by a flush's step 4 and, in the same batch
+ * as the project's own rows, by a fork (workers/admin/fork.ts). One statement per segment: a
+ * D1 statement binds at most 100 values.
+ */
+export function manifestStatements(
+  db: DrizzleD1Database,
+  projectId: string,
+  manifest: Manifest,
+): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
+  const refs = Object.entries(manifest.tables).flatMap(([t, list]) => list.map((r) => ({ t, r })));
+  const v = manifest.version;
+  return [
+    db
+      .insert(manifests)
+      .values({
+        projectId,
+        version: v,
+        r2Key: manifestKey(projectId, v),
+        lastLsn: manifest.lastLsn,
+        segments: refs.length,
+        rows: refs.reduce((s, x) => s + x.r.rows - x.r.deleted.length, 0),
+        bytes: refs.reduce((s, x) => s + x.r.bytes, 0),
+        createdAt: manifest.createdAt,
+      })
+      .onConflictDoNothing(),
+    ...refs.map(({ t, r }) =>
+      db
+        .insert(segments)
+        .values({
+          projectId,
+          version: v,
+          r2Key: r.key,
+          tableName: t,
+          rows: r.rows,
+          bytes: r.bytes,
+          firstLsn: r.firstLsn,
+          lastLsn: r.lastLsn,
+          stats: JSON.stringify(r.stats),
+        })
+        .onConflictDoNothing(),
+    ),
+    db
+      .update(projects)
+      .set({ manifestVersion: v })
+      .where(and(eq(projects.id, projectId), inArray(projects.manifestVersion, [v - 1, v]))),
+  ];
+}
+
+/**
+ * Step 4: the catalog rows of a committed manifest (idempotent). A D1 outage that outlasts
+ * the retries is 503 HEARTH_CATALOG_UNAVAILABLE (workers/catalog/guard.ts).
+ */
 export async function commitCatalog(
   ctx: Pick<FlushContext, "catalog" | "projectId">,
   manifest: Manifest,
-  /** more statements for the same batch (a fork records its parent) */
-  extra: D1PreparedStatement[] = [],
 ): Promise<void> {
-  const refs = Object.entries(manifest.tables).flatMap(([t, list]) => list.map((r) => ({ t, r })));
-  const rows = refs.reduce((s, x) => s + x.r.rows - x.r.deleted.length, 0);
-  const bytes = refs.reduce((s, x) => s + x.r.bytes, 0);
-  const db = ctx.catalog;
-  const statements = [
-    db
-      .prepare(
-        "INSERT OR IGNORE INTO manifests (project_id, version, r2_key, last_lsn, segments, rows, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .bind(
-        ctx.projectId,
-        manifest.version,
-        manifestKey(ctx.projectId, manifest.version),
-        manifest.lastLsn,
-        refs.length,
-        rows,
-        bytes,
-        manifest.createdAt,
-      ),
-    ...refs.map(({ t, r }) =>
-      db
-        .prepare(
-          "INSERT OR IGNORE INTO segments (project_id, version, r2_key, table_name, rows, bytes, first_lsn, last_lsn, stats) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(
-          ctx.projectId,
-          manifest.version,
-          r.key,
-          t,
-          r.rows,
-          r.bytes,
-          r.firstLsn,
-          r.lastLsn,
-          JSON.stringify(r.stats),
-        ),
-    ),
-    db
-      .prepare("UPDATE projects SET manifest_version = ?1 WHERE id = ?2 AND manifest_version IN (?1 - 1, ?1)")
-      .bind(manifest.version, ctx.projectId),
-    ...extra,
-  ];
-  await withRetry(`committing manifest ${manifest.version} to the catalog`, () => db.batch(statements));
-  const now = await db
+  const db = drizzle(ctx.catalog);
+  try {
+    await retried(() => db.batch(manifestStatements(db, ctx.projectId, manifest)));
+  } catch (err) {
+    throw catalogFailure(err);
+  }
+  const now = await ctx.catalog
     .prepare("SELECT manifest_version AS v FROM projects WHERE id = ?")
     .bind(ctx.projectId)
-    .first<{ v: number }>();
+    .first<{ v: number }>()
+    .catch((err) => {
+      throw catalogFailure(err);
+    });
   if (now && now.v !== manifest.version) {
     throw new HearthError(
       "HEARTH_FLUSH_CONFLICT",

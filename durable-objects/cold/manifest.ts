@@ -96,8 +96,8 @@ export function keyFromText(text: string): KeyOf {
 
 const ATTEMPTS = 3;
 
-/** R2 operations retried a few times; the last failure surfaces as a clear 503. */
-export async function withRetry<T>(what: string, op: () => Promise<T>): Promise<T> {
+/** `op` tried a few times (20, 40 and 80 ms apart); the last failure is thrown as it is. */
+export async function retried<T>(op: () => Promise<T>): Promise<T> {
   let last: unknown;
   for (let i = 0; i < ATTEMPTS; i++) {
     try {
@@ -107,10 +107,19 @@ export async function withRetry<T>(what: string, op: () => Promise<T>): Promise<
       await new Promise((r) => setTimeout(r, 20 * 2 ** i));
     }
   }
-  throw new HearthError("HEARTH_STORAGE_UNAVAILABLE", `Object storage failed: ${what}`, {
-    details: last instanceof Error ? last.message : String(last),
-    hint: "Nothing was lost; retry the request.",
-  });
+  throw last;
+}
+
+/** R2 operations retried a few times; the last failure surfaces as a clear 503. */
+export async function withRetry<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await retried(op);
+  } catch (last) {
+    throw new HearthError("HEARTH_STORAGE_UNAVAILABLE", `Object storage failed: ${what}`, {
+      details: last instanceof Error ? last.message : String(last),
+      hint: "Nothing was lost; retry the request.",
+    });
+  }
 }
 
 export async function readManifest(bucket: R2Bucket, projectId: string, version: number): Promise<Manifest> {

@@ -8,8 +8,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
-import type { Manifest } from "../../durable-objects/cold/manifest.ts";
-import type { FilesArchive } from "../../durable-objects/storage/archive.ts";
+import type { KeyRecord } from "../../durable-objects/project-state.ts";
 import { HearthError } from "../../shared/errors.ts";
 import { readJsonBody } from "../../shared/rest/bodies.ts";
 import { platformCaller } from "../auth/admin.ts";
@@ -20,9 +19,10 @@ import { readConfig } from "../config.ts";
 import type { AppEnv, Env } from "../env.ts";
 import { deleteProjectBlobs } from "../project/storage.ts";
 import { visibleProject } from "./access.ts";
+import { forkProject } from "./fork.ts";
 import { membersRoutes } from "./members.ts";
 
-const CreateProjectSchema = z
+export const CreateProjectSchema = z
   .object({
     name: z.string().trim().min(1, "name must not be empty").max(100, "name must be at most 100 characters"),
   })
@@ -66,6 +66,61 @@ export interface CreatedProject {
   createdAt: string;
 }
 
+/** A project about to be made: its id, key ids and signed keys, and the catalog rows that make it exist. */
+export interface NewProject {
+  created: CreatedProject;
+  keys: KeyRecord[];
+  /** the `projects` and `api_keys` rows, for the one batch that creates the project */
+  rows: [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]];
+}
+
+/** Chooses the id and keys of a new project and builds its catalog rows (nothing written). */
+export async function prepareProject(
+  env: Env,
+  opts: { name: string; ownerAccountId: string | null; personal: boolean; forkedFrom?: string },
+): Promise<NewProject> {
+  const id = newProjectId();
+  const issuedAt = Math.floor(Date.now() / 1000);
+  const secret = readConfig(env).jwtSecret;
+  const keys = (["anon", "service"] as const).map((role) => ({ id: crypto.randomUUID(), role }));
+  const signed = await Promise.all(
+    keys.map((k) => signKey(secret, { ref: id, role: k.role, jti: k.id, iat: issuedAt })),
+  );
+  const db = drizzle(env.CATALOG);
+  const createdAt = new Date().toISOString();
+  const keyValues = await Promise.all(
+    keys.map(async (k, i) => ({
+      id: k.id,
+      projectId: id,
+      role: k.role,
+      keyHash: await sha256Hex(signed[i]!),
+      issuedAt,
+    })),
+  );
+  return {
+    created: {
+      id,
+      name: opts.name,
+      anonKey: signed[0]!,
+      serviceKey: signed[1]!,
+      personal: opts.personal,
+      createdAt,
+    },
+    keys,
+    rows: [
+      db.insert(projects).values({
+        id,
+        name: opts.name,
+        ownerAccountId: opts.ownerAccountId,
+        personal: opts.personal,
+        createdAt,
+        forkedFrom: opts.forkedFrom ?? null,
+      }),
+      db.insert(apiKeys).values(keyValues),
+    ],
+  };
+}
+
 /**
  * Creates a project: its DO learns its id and key ids first, then the catalog rows are
  * written, so a project visible in the catalog always has a DO that knows its keys.
@@ -81,52 +136,19 @@ export async function createProject(
     before?: BatchItem<"sqlite">[];
   },
 ): Promise<CreatedProject> {
-  const id = newProjectId();
-  const issuedAt = Math.floor(Date.now() / 1000);
-  const secret = readConfig(env).jwtSecret;
-  const keyRows = (["anon", "service"] as const).map((role) => ({ id: crypto.randomUUID(), role }));
-  const signed = await Promise.all(
-    keyRows.map((k) => signKey(secret, { ref: id, role: k.role, jti: k.id, iat: issuedAt })),
-  );
+  const { created, keys, rows } = await prepareProject(env, opts);
+  const id = created.id;
   const stub = env.PROJECT.get(env.PROJECT.idFromName(id));
-  await stub.init(id, keyRows);
-  const db = drizzle(env.CATALOG);
-  const createdAt = new Date().toISOString();
-  const keyValues = await Promise.all(
-    keyRows.map(async (k, i) => ({
-      id: k.id,
-      projectId: id,
-      role: k.role,
-      keyHash: await sha256Hex(signed[i]!),
-      issuedAt,
-    })),
-  );
+  await stub.init(id, keys);
   // The catalog rows make the project exist. If they cannot be written (D1 down: 503), the
   // object initialised above is emptied again, so no half-made project is left behind.
-  const rows: [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] = [
-    db.insert(projects).values({
-      id,
-      name: opts.name,
-      ownerAccountId: opts.ownerAccountId,
-      personal: opts.personal,
-      createdAt,
-    }),
-    db.insert(apiKeys).values(keyValues),
-  ];
-  await db
+  await drizzle(env.CATALOG)
     .batch(opts.before?.length ? [opts.before[0]!, ...opts.before.slice(1), ...rows] : rows)
     .catch(async (err) => {
       await stub.destroy().catch((e) => console.error(`project ${id}: emptying its object failed`, e));
       throw err;
     });
-  return {
-    id,
-    name: opts.name,
-    anonKey: signed[0]!,
-    serviceKey: signed[1]!,
-    personal: opts.personal,
-    createdAt,
-  };
+  return created;
 }
 
 export const projectsRoutes = new Hono<AppEnv>();
@@ -237,59 +259,4 @@ async function removeProject(env: Env, id: string): Promise<void> {
   await deleteProjectBlobs(env.BUCKET, id, env.CATALOG);
 }
 
-/**
- * Fork: a new project (new keys, owned by the caller) that starts as the parent's current
- * state. The parent is flushed first; the fork's first manifest refers to the parent's
- * segments in place (copy-on-write: no bytes are copied, and later writes of either
- * project go to its own prefix). Stored files are copied to the fork's prefix by the
- * parent (durable-objects/fork-files.ts); if that fails, the new project is removed again.
- */
-projectsRoutes.post("/:id/fork", async (c) => {
-  const caller = await platformCaller(c);
-  const { project, role } = await visibleProject(c.env, caller, c.req.param("id"));
-  if (role !== "owner" && caller.kind !== "admin") {
-    throw new HearthError("HEARTH_FORBIDDEN", "Only the project's owner can fork it.");
-  }
-  const body = (await readJsonBody(c.req.raw, 64 * 1024)) ?? {};
-  const parsed = CreateProjectSchema.partial().safeParse(body);
-  if (!parsed.success) {
-    throw new HearthError("HEARTH_BAD_REQUEST", `Invalid fork: ${parsed.error.issues[0]!.message}`);
-  }
-  const parent = c.env.PROJECT.get(c.env.PROJECT.idFromName(project.id));
-  // RPC types flatten the manifest's schema type to `never`; the value is the manifest.
-  const manifest = (await parent.snapshotForFork(project.id)) as unknown as Manifest;
-  const created = await createProject(c.env, {
-    name: parsed.data.name ?? `${project.name} (fork)`,
-    ownerAccountId: caller.kind === "account" ? caller.accountId : project.ownerAccountId,
-    personal: false,
-  });
-  const keys = await drizzle(c.env.CATALOG)
-    .select({ id: apiKeys.id, role: apiKeys.role })
-    .from(apiKeys)
-    .where(eq(apiKeys.projectId, created.id));
-  const files = (await parent.filesForFork(project.id, created.id)) as
-    | { ok: true; files: FilesArchive | null }
-    | { ok: false; message: string };
-  if (!files.ok) {
-    await removeProject(c.env, created.id);
-    throw new HearthError("HEARTH_STORAGE_UNAVAILABLE", "The fork failed: its files could not be copied", {
-      details: files.message,
-      hint: "Nothing was created; fork again.",
-    });
-  }
-  await c.env.PROJECT.get(c.env.PROJECT.idFromName(created.id)).adoptFork(
-    created.id,
-    keys,
-    manifest,
-    files.files,
-  );
-  return c.json(
-    {
-      ...created,
-      url: projectUrl(c.req.url, created.id),
-      forkedFrom: project.id,
-      manifestVersion: manifest.version,
-    },
-    201,
-  );
-});
+projectsRoutes.post("/:id/fork", forkProject);

@@ -30,6 +30,15 @@ export class CatalogUnavailableError extends HearthError {
 const STATEMENT_ERROR =
   /constraint failed|SQLITE_CONSTRAINT|no such (table|column|function)|syntax error|too many SQL variables|datatype mismatch|SQLITE_ERROR|SQLITE_MISMATCH|SQLITE_RANGE/i;
 
+/**
+ * `err` as the request path reports it: an outage becomes CatalogUnavailableError, a
+ * statement's own failure (or a HearthError) is returned unchanged. For D1 calls that do not
+ * go through `guardCatalog` (a flush's catalog commit).
+ */
+export function catalogFailure(err: unknown): unknown {
+  return translate(err);
+}
+
 function translate(err: unknown): unknown {
   if (err instanceof HearthError) return err;
   const text = err instanceof Error ? `${err.message} ${String(err.cause ?? "")}` : String(err);

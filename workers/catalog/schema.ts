@@ -22,7 +22,45 @@ export const projects = sqliteTable("projects", {
   ownerAccountId: text("owner_account_id"),
   personal: integer("personal", { mode: "boolean" }).notNull().default(false),
   createdAt: text("created_at").notNull(),
+  /** 0004_storage.sql: the current manifest version (0 before the first flush) */
+  manifestVersion: integer("manifest_version").notNull().default(0),
+  frozenAt: text("frozen_at"),
+  /** the project a fork started from (informational) */
+  forkedFrom: text("forked_from"),
 });
+
+/** 0004_storage.sql: one row per kept manifest version of a project. */
+export const manifests = sqliteTable(
+  "manifests",
+  {
+    projectId: text("project_id").notNull(),
+    version: integer("version").notNull(),
+    r2Key: text("r2_key").notNull(),
+    lastLsn: integer("last_lsn").notNull(),
+    segments: integer("segments").notNull(),
+    rows: integer("rows").notNull(),
+    bytes: integer("bytes").notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.version] })],
+);
+
+/** 0004_storage.sql: one row per (manifest version, segment it lists), with its stats (JSON). */
+export const segments = sqliteTable(
+  "segments",
+  {
+    projectId: text("project_id").notNull(),
+    version: integer("version").notNull(),
+    r2Key: text("r2_key").notNull(),
+    tableName: text("table_name").notNull(),
+    rows: integer("rows").notNull(),
+    bytes: integer("bytes").notNull(),
+    firstLsn: integer("first_lsn").notNull(),
+    lastLsn: integer("last_lsn").notNull(),
+    stats: text("stats").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.version, t.r2Key] })],
+);
 
 export const apiKeys = sqliteTable("api_keys", {
   id: text("id").primaryKey(),
