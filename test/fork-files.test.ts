@@ -1,15 +1,27 @@
 /**
  * Forks carry the parent's files (durable-objects/fork-files.ts): buckets with their settings,
  * object rows and bytes, copied to the fork's own prefix, so that changing or deleting
- * either project never reaches the other's files. A copy that fails leaves no fork behind.
+ * either project never reaches the other's files. A copy, a flush or the catalog batch that
+ * fails leaves no fork behind: no catalog row, no key under the fork's prefix.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ProjectDO } from "../durable-objects/project-do.ts";
+import { signKey } from "../workers/auth/keys.ts";
+import { readConfig } from "../workers/config.ts";
 import type { Env } from "../workers/env.ts";
-import { ADMIN_KEY, adminCall, call, projectWithSchema, rest, type TestProject } from "./helpers/api.ts";
-import { stubOf } from "./helpers/faults.ts";
+import worker from "../workers/index.ts";
+import {
+  ADMIN_KEY,
+  adminCall,
+  call,
+  ORIGIN,
+  projectWithSchema,
+  rest,
+  type TestProject,
+} from "./helpers/api.ts";
+import { faultyBucket, stubOf } from "./helpers/faults.ts";
 import { binary, blobKeys, files, ok, put } from "./helpers/files.ts";
 
 const testEnv = env as unknown as Env;
@@ -29,6 +41,38 @@ async function names(p: TestProject, bucket: string, prefix = ""): Promise<strin
     files(p, `/object/list/${bucket}`, { method: "POST", body: { prefix, limit: 1000 } }),
   )) as { name: string; metadata: { size: number; mimetype: string } | null }[];
   return rows.map((r) => (r.metadata ? `${r.name} ${r.metadata.size} ${r.metadata.mimetype}` : `${r.name}/`));
+}
+
+async function projectIds(): Promise<string[]> {
+  const rows = await testEnv.CATALOG.prepare("SELECT id FROM projects ORDER BY id").all<{ id: string }>();
+  return rows.results.map((r) => r.id);
+}
+
+/** The project prefixes in R2 (`projects/<id>/`). */
+async function prefixes(): Promise<string[]> {
+  const out: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await testEnv.BUCKET.list({
+      prefix: "projects/",
+      delimiter: "/",
+      ...(cursor ? { cursor } : {}),
+    });
+    out.push(...page.delimitedPrefixes);
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return out.sort();
+}
+
+async function allKeys(): Promise<number> {
+  let n = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await testEnv.BUCKET.list({ prefix: "projects/", ...(cursor ? { cursor } : {}) });
+    n += page.objects.length;
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return n;
 }
 
 function fork(p: TestProject): Promise<Response> {
@@ -165,12 +209,8 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     const parent = await parentWithFiles();
     // Flushed now, so that the fork's own flush has nothing to put and only file copies fail.
     expect((await adminCall(parent, "flush", "POST")).status).toBe(200);
-    const count = async () =>
-      Number(
-        (await testEnv.CATALOG.prepare("SELECT count(*) AS n FROM projects").first<{ n: number }>())?.n ?? 0,
-      );
-    const before = await count();
-    const allKeys = async () => (await testEnv.BUCKET.list({ prefix: "projects/" })).objects.length;
+    const before = await projectIds();
+    const prefixesBefore = await prefixes();
     const keysBefore = await allKeys();
     await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
       let puts = 0;
@@ -188,10 +228,94 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     });
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ code: "HEARTH_STORAGE_UNAVAILABLE" });
-    expect(await count()).toBe(before);
+    expect(await projectIds()).toEqual(before);
+    expect(await prefixes()).toEqual(prefixesBefore);
     expect(await allKeys()).toBe(keysBefore);
-    // The parent is unharmed, and forks once R2 is back.
+    // The parent is unharmed and writable, and forks once R2 is back.
     expect(await text(parent, "docs/keep.txt")).toBe("kept");
+    expect((await rest(parent, "/notes", { method: "POST", body: { id: "n2" } })).status).toBe(201);
+    const again = await fork(parent);
+    expect(again.status).toBe(201);
+    const child = (await again.json()) as TestProject;
+    expect(await text(child, "docs/keep.txt")).toBe("kept");
+    expect(await (await rest(child, "/notes?select=id&order=id")).json()).toEqual([
+      { id: "n1" },
+      { id: "n2" },
+    ]);
+  });
+
+  it("R2 failing during the parent's flush: 503 HEARTH_STORAGE_UNAVAILABLE, no fork", async () => {
+    const parent = await parentWithFiles();
+    const before = await projectIds();
+    const prefixesBefore = await prefixes();
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      instance.bucketOverride = faultyBucket(testEnv.BUCKET, { put: true });
+    });
+    const res = await fork(parent);
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      instance.bucketOverride = null;
+    });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: "HEARTH_STORAGE_UNAVAILABLE" });
+    expect(await projectIds()).toEqual(before);
+    // The flush wrote segments under the parent's prefix only (unreferenced until a flush succeeds).
+    expect(await prefixes()).toEqual(prefixesBefore);
     expect((await fork(parent)).status).toBe(201);
+  });
+
+  it("the catalog failing at the fork's batch: the adopted object is emptied, its prefix deleted, its id unknown", async () => {
+    const parent = await parentWithFiles();
+    const before = await projectIds();
+    // The fork's id, from the keys its files are copied to.
+    let forkId = "";
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      const real = testEnv.BUCKET;
+      const watching = Object.create(real) as R2Bucket;
+      watching.get = (...args: Parameters<R2Bucket["get"]>) => real.get(...args);
+      watching.delete = (keys: string | string[]) => real.delete(keys);
+      watching.put = (...args: Parameters<R2Bucket["put"]>) => {
+        const id = /^projects\/([a-z0-9]{20})\/blobs\//.exec(args[0])?.[1];
+        if (id && id !== parent.id) forkId = id;
+        return real.put(...args);
+      };
+      instance.bucketOverride = watching;
+    });
+    // Reads go through; only the batch that writes the fork's rows fails (the last catalog call).
+    const real = testEnv.CATALOG;
+    const batchFails = {
+      prepare: (query: string) => real.prepare(query),
+      batch: () => Promise.reject(new Error("injected D1 failure")),
+      exec: (query: string) => real.exec(query),
+    } as unknown as D1Database;
+    const res = await worker.fetch(
+      new Request(`${ORIGIN}/v1/projects/${parent.id}/fork`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+        body: "{}",
+      }),
+      { ...testEnv, CATALOG: batchFails },
+    );
+    await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
+      instance.bucketOverride = null;
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(await res.json()).toMatchObject({ code: "HEARTH_CATALOG_UNAVAILABLE" });
+    expect(forkId).toMatch(/^[a-z0-9]{20}$/);
+    expect(await projectIds()).toEqual(before);
+    expect((await testEnv.BUCKET.list({ prefix: `projects/${forkId}/` })).objects).toEqual([]);
+    // Not reachable: the platform API does not know it, and even a key signed for it finds no project.
+    const got = await call(`/v1/projects/${forkId}`, { key: ADMIN_KEY });
+    expect(got.status).toBe(404);
+    await got.body?.cancel();
+    const key = await signKey(readConfig(testEnv).jwtSecret, {
+      ref: forkId,
+      role: "service",
+      jti: crypto.randomUUID(),
+      iat: Math.floor(Date.now() / 1000),
+    });
+    const read = await call(`/p/${forkId}/rest/v1/notes`, { key });
+    expect(read.status).toBe(404);
+    expect(await read.json()).toMatchObject({ code: "HEARTH_PROJECT_NOT_FOUND" });
   });
 });
