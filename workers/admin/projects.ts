@@ -1,5 +1,6 @@
 /**
- * Platform API for projects: `POST/GET /v1/projects`, `GET/DELETE /v1/projects/:id`.
+ * Platform API for projects: `POST/GET /v1/projects`, `GET/DELETE /v1/projects/:id`, and
+ * `POST /v1/projects/:id/fork` (fork.ts).
  * The DO is initialised before the catalog row is written, so a project visible in the
  * catalog always has a DO that knows its keys.
  */
