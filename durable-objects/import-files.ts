@@ -353,8 +353,8 @@ async function storeMember(
 ): Promise<string> {
   const httpMetadata = { contentType: row.content_type, cacheControl: row.cache_control };
   // An empty file (by the directory, which planFiles checked against storage.json) is not read.
-  const { stream, problem } =
-    row.size === 0 ? { stream: null, problem: () => null } : await memberStream(zip, member);
+  const { stream, problem, exact } =
+    row.size === 0 ? { stream: null, problem: () => null, exact: true } : await memberStream(zip, member);
   const stop = new AbortController();
   let piped: Promise<void> = Promise.resolve();
   let put: R2Object;
@@ -362,6 +362,9 @@ async function storeMember(
     if (stream === null) {
       // An empty stream piped into FixedLengthStream(0) left R2's put waiting (docs/gotchas.md).
       put = await host.r2.put(row.key, new Uint8Array(0), { httpMetadata });
+    } else if (exact) {
+      // stored (as export writes files): the ranged get's body goes to the put natively
+      put = await host.r2.put(row.key, stream, { httpMetadata });
     } else {
       // R2 takes a stream of known length: the directory's size (memberStream holds it to it).
       const body = new FixedLengthStream(row.size);
@@ -372,6 +375,7 @@ async function storeMember(
     // a put refused before it read the stream: the pipe and the ranged get end here
     stop.abort();
     await piped;
+    if (stream && !stream.locked) await stream.cancel().catch(() => {});
     const p = problem();
     if (p) throw p;
     console.error(`import: storing ${member} failed`, err);
@@ -384,6 +388,7 @@ async function storeMember(
   await piped;
   const p = problem();
   if (p) throw p;
+  if (put.size !== row.size) throw invalid(`${member}: ${put.size} bytes stored, ${row.size} expected`);
   return put.etag;
 }
 

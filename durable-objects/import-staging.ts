@@ -53,6 +53,17 @@ export function readStaging(sql: SqlStorage, version: string): Staging {
   return { version, key: String(row.key) };
 }
 
+/**
+ * The import starts reading its staged zip: its age starts again, so that the sweep (which
+ * drops uploads older than the TTL) does not take it from under an import that follows a
+ * long upload.
+ */
+export function touchStaging(sql: SqlStorage, version: string): Staging {
+  const staged = readStaging(sql, version);
+  sql.exec("UPDATE _hearth_storage_uploads SET created_at = ? WHERE version = ?", Date.now(), version);
+  return staged;
+}
+
 /** The gateway's multipart upload of the staged zip, so that a sweep can abort its parts. */
 export function markStagingMultipart(sql: SqlStorage, version: string, uploadId: string): void {
   readStaging(sql, version);

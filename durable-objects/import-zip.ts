@@ -120,14 +120,20 @@ export function listMembers(zip: ZipArchive): ZipMembers {
   return { tables, blobs, storage: zip.entries.has("storage.json") };
 }
 
-/**
- * The member's inflated bytes as a stream, checked against its size. A stream's error may
- * reach its reader wrapped: `problem()` is the member's HEARTH_IMPORT_INVALID, if that is why.
- */
-export async function memberStream(
-  zip: ZipArchive,
-  name: string,
-): Promise<{ stream: ReadableStream<Uint8Array>; problem: () => HearthError | null }> {
+/** A member's bytes as memberStream gives them. */
+export interface MemberStream {
+  stream: ReadableStream<Uint8Array>;
+  /** A stream's error may reach its reader wrapped: the member's HEARTH_IMPORT_INVALID, if that is why. */
+  problem: () => HearthError | null;
+  /**
+   * A stored member: the ranged get's own body, of known length (R2 takes it in a put as it
+   * is, with no JavaScript per chunk); else an inflating stream of unknown length.
+   */
+  exact: boolean;
+}
+
+/** The member's inflated bytes as a stream, checked against its size. */
+export async function memberStream(zip: ZipArchive, name: string): Promise<MemberStream> {
   const e = zip.entries.get(name);
   if (!e) throw invalid(`${name}: cannot be extracted from the zip`, "member not found");
   if (e.flags & 1) throw invalid(`${name}: the member is encrypted`);
@@ -146,13 +152,17 @@ export async function memberStream(
       throw invalid(`${name}: cannot be extracted from the zip`, err.message);
     throw err;
   }
+  if (e.method === 0 && e.compressedSize !== e.size) {
+    throw invalid(`${name}: stored with ${e.compressedSize} bytes, but its size says ${e.size}`);
+  }
   const raw = await zip.src.stream(range.offset, range.length);
+  if (e.method === 0) return { stream: raw, problem: () => null, exact: true };
   let problem: HearthError | null = null;
   const fail = (p: HearthError): never => {
     problem = p;
     throw p;
   };
-  const inflated = e.method === 8 ? raw.pipeThrough(new DecompressionStream("deflate-raw")) : raw;
+  const inflated = raw.pipeThrough(new DecompressionStream("deflate-raw"));
   const reader = inflated.getReader();
   let n = 0;
   let cancelled = false;
@@ -180,7 +190,7 @@ export async function memberStream(
       return reader.cancel(reason);
     },
   });
-  return { stream, problem: () => problem };
+  return { stream, problem: () => problem, exact: false };
 }
 
 /** A whole member in memory (it must fit: schema.json, storage.json, one table file). */

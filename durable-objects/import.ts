@@ -30,7 +30,7 @@ import {
   STORAGE_MEMBER,
   stageFiles,
 } from "./import-files.ts";
-import { endStaging, readStaging } from "./import-staging.ts";
+import { endStaging, touchStaging } from "./import-staging.ts";
 import {
   extract,
   invalid,
@@ -210,7 +210,7 @@ export interface ImportResult {
 
 /** The staged zip of this import (import-staging.ts), imported; the staging object goes, done or failed. */
 export async function importStaged(ctx: ImportContext, version: string): Promise<ImportResult> {
-  const { key } = readStaging(ctx.sql, version);
+  const { key } = touchStaging(ctx.sql, version);
   try {
     assertEmpty(ctx.sql, ctx.state.schema);
     const src = await r2Reader(ctx.files.r2, key);
