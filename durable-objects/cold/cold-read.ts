@@ -420,8 +420,8 @@ function scanCandidates(
     }
     return;
   }
-  const select = filter && !stopsEarly ? segmentSelector(view, level) : null;
-  if (select) {
+  if (filter && !stopsEarly) {
+    const select = selectedRows(view, level);
     for (const seg of view.segments.get(name) ?? []) {
       for (const i of select(seg)) if (visit(seg, i) === false) break;
     }

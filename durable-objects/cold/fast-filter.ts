@@ -217,7 +217,12 @@ function numbersOf(xs: ArrayLike<unknown>): Float64Array | false {
   return out;
 }
 
-function numericNarrow(table: TableInfo, f: Filter): Narrow | null {
+/**
+ * A plain comparison with a number, column at a time: one loop per operator over the
+ * Float64Array of a column of numbers only; any other column takes `fallback`, the compiled
+ * filter's row test (which handles nulls and non-numbers). Null when `f` is not such a filter.
+ */
+function numericNarrow(table: TableInfo, f: Filter, fallback: Narrow): Narrow | null {
   if (f.negate || f.field.path.length > 0 || f.quantifier) return null;
   const op = f.op;
   if (op !== "eq" && op !== "neq" && op !== "gt" && op !== "gte" && op !== "lt" && op !== "lte") return null;
@@ -231,61 +236,30 @@ function numericNarrow(table: TableInfo, f: Filter): Narrow | null {
   }
   if (typeof v !== "number") return null;
   const target = v;
-  const pass = CMP[op]!;
   const name = col.name;
   return (cols, sel, n) => {
     const xs = cols(name);
-    let m = 0;
     const nums = xs.length >= 1024 ? numbersOf(xs) : false;
-    if (nums) {
-      // One loop per operator: the comparison is the whole body.
-      switch (op) {
-        case "eq":
-          for (let k = 0; k < n; k++) if (nums[sel[k]!] === target) sel[m++] = sel[k]!;
-          break;
-        case "neq":
-          for (let k = 0; k < n; k++) if (nums[sel[k]!] !== target) sel[m++] = sel[k]!;
-          break;
-        case "gt":
-          for (let k = 0; k < n; k++) if (nums[sel[k]!]! > target) sel[m++] = sel[k]!;
-          break;
-        case "gte":
-          for (let k = 0; k < n; k++) if (nums[sel[k]!]! >= target) sel[m++] = sel[k]!;
-          break;
-        case "lt":
-          for (let k = 0; k < n; k++) if (nums[sel[k]!]! < target) sel[m++] = sel[k]!;
-          break;
-        default:
-          for (let k = 0; k < n; k++) if (nums[sel[k]!]! <= target) sel[m++] = sel[k]!;
-      }
-      return m;
-    }
-    for (let k = 0; k < n; k++) {
-      const i = sel[k]!;
-      const x = xs[i];
-      let ok: boolean;
-      if (typeof x === "number") {
-        switch (op) {
-          case "eq":
-            ok = x === target;
-            break;
-          case "neq":
-            ok = x !== target;
-            break;
-          case "gt":
-            ok = x > target;
-            break;
-          case "gte":
-            ok = x >= target;
-            break;
-          case "lt":
-            ok = x < target;
-            break;
-          default:
-            ok = x <= target;
-        }
-      } else ok = x !== null && x !== undefined && pass(cmp(x, target));
-      if (ok) sel[m++] = i;
+    if (!nums) return fallback(cols, sel, n);
+    let m = 0;
+    switch (op) {
+      case "eq":
+        for (let k = 0; k < n; k++) if (nums[sel[k]!] === target) sel[m++] = sel[k]!;
+        break;
+      case "neq":
+        for (let k = 0; k < n; k++) if (nums[sel[k]!] !== target) sel[m++] = sel[k]!;
+        break;
+      case "gt":
+        for (let k = 0; k < n; k++) if (nums[sel[k]!]! > target) sel[m++] = sel[k]!;
+        break;
+      case "gte":
+        for (let k = 0; k < n; k++) if (nums[sel[k]!]! >= target) sel[m++] = sel[k]!;
+        break;
+      case "lt":
+        for (let k = 0; k < n; k++) if (nums[sel[k]!]! < target) sel[m++] = sel[k]!;
+        break;
+      default:
+        for (let k = 0; k < n; k++) if (nums[sel[k]!]! <= target) sel[m++] = sel[k]!;
     }
     return m;
   };
@@ -295,14 +269,10 @@ function numericNarrow(table: TableInfo, f: Filter): Narrow | null {
 export function compileNarrowing(table: TableInfo, conditions: Condition[]): Narrow | null {
   const parts: Narrow[] = [];
   for (const c of conditions) {
-    const fast = c.type === "filter" ? numericNarrow(table, c) : null;
-    if (fast) {
-      parts.push(fast);
-      continue;
-    }
     const test = compile(table, c);
     if (!test) return null;
-    parts.push(narrowBy(test));
+    const byRow = narrowBy(test);
+    parts.push((c.type === "filter" ? numericNarrow(table, c, byRow) : null) ?? byRow);
   }
   return (cols, sel, n) => {
     for (const p of parts) {
