@@ -17,7 +17,7 @@ import type { Env } from "../workers/env.ts";
 import worker from "../workers/index.ts";
 import { ADMIN_KEY, adminCall, createProject, ORIGIN, putSchema, type TestProject } from "./helpers/api.ts";
 import { catalogDown, catalogFailingAfter, stubOf } from "./helpers/faults.ts";
-import { files, ok, put } from "./helpers/files.ts";
+import { files, ok, projectPrefixes, put } from "./helpers/files.ts";
 import {
   type Api,
   authorize,
@@ -271,23 +271,8 @@ describe("the catalog down on the request path", () => {
       expect(res.status).toBe(200);
       return ((await res.json()) as { id: string }[]).map((x) => x.id).sort();
     };
-    const bucket = (env as unknown as Env).BUCKET;
-    const prefixes = async () => {
-      const out: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await bucket.list({
-          prefix: "projects/",
-          delimiter: "/",
-          ...(cursor ? { cursor } : {}),
-        });
-        out.push(...page.delimitedPrefixes);
-        cursor = page.truncated ? page.cursor : undefined;
-      } while (cursor);
-      return out.sort();
-    };
     const projectsBefore = await listed();
-    const prefixesBefore = await prefixes();
+    const prefixesBefore = await projectPrefixes();
     const setParentCatalog = (catalog: D1Database | null) =>
       runInDurableObject(stubOf(p), (instance: ProjectDO) => {
         instance.catalogOverride = catalog;
@@ -309,7 +294,7 @@ describe("the catalog down on the request path", () => {
       fork,
       async () => {
         expect(await listed()).toEqual(projectsBefore);
-        expect(await prefixes()).toEqual(prefixesBefore);
+        expect(await projectPrefixes()).toEqual(prefixesBefore);
         // The parent is unchanged, and writable (the next attempt has a hot row to flush again).
         expect(await rowsOf(p)).toEqual(expected());
         expect(await (await files(p, "/object/docs/a.txt")).text()).toBe("file a");
@@ -323,7 +308,7 @@ describe("the catalog down on the request path", () => {
     const child = (await res.json()) as TestProject & { forkedFrom: string };
     expect(child.forkedFrom).toBe(p.id);
     expect(await listed()).toEqual([...projectsBefore, child.id].sort());
-    expect(await prefixes()).toEqual([...prefixesBefore, `projects/${child.id}/`].sort());
+    expect(await projectPrefixes()).toEqual([...prefixesBefore, `projects/${child.id}/`].sort());
     expect(await rowsOf(child)).toEqual(expected());
     expect(await (await files(child, "/object/docs/a.txt")).text()).toBe("file a");
     const row = await realCatalog

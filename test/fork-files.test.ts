@@ -22,7 +22,7 @@ import {
   type TestProject,
 } from "./helpers/api.ts";
 import { faultyBucket, stubOf } from "./helpers/faults.ts";
-import { binary, blobKeys, files, ok, put } from "./helpers/files.ts";
+import { binary, blobKeys, files, ok, projectPrefixes, put } from "./helpers/files.ts";
 
 const testEnv = env as unknown as Env;
 const SCHEMA = { tables: { notes: { columns: { id: { type: "text", primaryKey: true } } } } };
@@ -46,22 +46,6 @@ async function names(p: TestProject, bucket: string, prefix = ""): Promise<strin
 async function projectIds(): Promise<string[]> {
   const rows = await testEnv.CATALOG.prepare("SELECT id FROM projects ORDER BY id").all<{ id: string }>();
   return rows.results.map((r) => r.id);
-}
-
-/** The project prefixes in R2 (`projects/<id>/`). */
-async function prefixes(): Promise<string[]> {
-  const out: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await testEnv.BUCKET.list({
-      prefix: "projects/",
-      delimiter: "/",
-      ...(cursor ? { cursor } : {}),
-    });
-    out.push(...page.delimitedPrefixes);
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  return out.sort();
 }
 
 async function allKeys(): Promise<number> {
@@ -210,7 +194,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     // Flushed now, so that the fork's own flush has nothing to put and only file copies fail.
     expect((await adminCall(parent, "flush", "POST")).status).toBe(200);
     const before = await projectIds();
-    const prefixesBefore = await prefixes();
+    const prefixesBefore = await projectPrefixes();
     const keysBefore = await allKeys();
     await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
       let puts = 0;
@@ -229,7 +213,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ code: "HEARTH_STORAGE_UNAVAILABLE" });
     expect(await projectIds()).toEqual(before);
-    expect(await prefixes()).toEqual(prefixesBefore);
+    expect(await projectPrefixes()).toEqual(prefixesBefore);
     expect(await allKeys()).toBe(keysBefore);
     // The parent is unharmed and writable, and forks once R2 is back.
     expect(await text(parent, "docs/keep.txt")).toBe("kept");
@@ -247,7 +231,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
   it("R2 failing during the parent's flush: 503 HEARTH_STORAGE_UNAVAILABLE, no fork", async () => {
     const parent = await parentWithFiles();
     const before = await projectIds();
-    const prefixesBefore = await prefixes();
+    const prefixesBefore = await projectPrefixes();
     await runInDurableObject(stubOf(parent), (instance: ProjectDO) => {
       instance.bucketOverride = faultyBucket(testEnv.BUCKET, { put: true });
     });
@@ -259,7 +243,7 @@ describe("a fork's files", { timeout: 30_000 }, () => {
     expect(await res.json()).toMatchObject({ code: "HEARTH_STORAGE_UNAVAILABLE" });
     expect(await projectIds()).toEqual(before);
     // The flush wrote segments under the parent's prefix only (unreferenced until a flush succeeds).
-    expect(await prefixes()).toEqual(prefixesBefore);
+    expect(await projectPrefixes()).toEqual(prefixesBefore);
     expect((await fork(parent)).status).toBe(201);
   });
 

@@ -1,7 +1,7 @@
 /**
  * Files (`{url}/storage/v1`) for tests inside workerd: requests with the service key unless
  * told otherwise, a JSON answer that must be a success, an upload, the project's R2 keys
- * under its blobs prefix, and bytes that are not text.
+ * under its blobs prefix, the project prefixes in R2, and bytes that are not text.
  */
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
@@ -45,6 +45,19 @@ export function put(
 export async function blobKeys(projectId: string): Promise<string[]> {
   const list = await (env as unknown as Env).BUCKET.list({ prefix: `projects/${projectId}/blobs/` });
   return list.objects.map((o) => o.key);
+}
+
+/** The project prefixes in R2 (`projects/<id>/`), sorted. */
+export async function projectPrefixes(): Promise<string[]> {
+  const bucket = (env as unknown as Env).BUCKET;
+  const out: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix: "projects/", delimiter: "/", ...(cursor ? { cursor } : {}) });
+    out.push(...page.delimitedPrefixes);
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return out.sort();
 }
 
 /** `n` bytes of 0..255 in a pattern (not text, so a mangled copy shows). */
